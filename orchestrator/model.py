@@ -1,0 +1,459 @@
+"""The cluster's object types: frozen dataclasses that the store replicates and the API returns.
+
+Every stored object (Cluster, Node, Service, Task, Network, Secret, Config) carries an `id` and a
+`version`: the store revision at which it was last written (0 before it was ever stored).
+`to_dict`/`from_dict` turn any of these types into JSON-able dicts and back: enums become their
+lower-case names, bytes become base64 text, tuples become lists.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import enum
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+
+from orchestrator.errors import OrchestratorError
+
+T = TypeVar("T")
+
+
+class ModelError(OrchestratorError):
+    """A dict could not be read as a model object."""
+
+
+# --- enums -------------------------------------------------------------------------------------
+
+
+class TaskState(enum.IntEnum):
+    """Observed (and desired) task states, ordered as SwarmKit's (`api.TaskState`) values are."""
+
+    NEW = 0
+    PENDING = 64
+    ASSIGNED = 192
+    ACCEPTED = 256
+    PREPARING = 320
+    STARTING = 384
+    RUNNING = 512
+    COMPLETE = 576
+    SHUTDOWN = 640
+    FAILED = 704
+    REJECTED = 768
+    ORPHANED = 832
+
+    def is_terminal(self) -> bool:
+        return self > TaskState.RUNNING
+
+
+class NodeRole(enum.StrEnum):
+    WORKER = "worker"
+    MANAGER = "manager"
+
+
+class NodeAvailability(enum.StrEnum):
+    ACTIVE = "active"
+    PAUSE = "pause"
+    DRAIN = "drain"
+
+
+class NodeStatus(enum.StrEnum):
+    UNKNOWN = "unknown"
+    DOWN = "down"
+    READY = "ready"
+    DISCONNECTED = "disconnected"
+
+
+class ServiceMode(enum.StrEnum):
+    REPLICATED = "replicated"
+    GLOBAL = "global"
+
+
+class RestartCondition(enum.StrEnum):
+    NONE = "none"
+    ON_FAILURE = "on_failure"
+    ANY = "any"
+
+
+class FailureAction(enum.StrEnum):
+    PAUSE = "pause"
+    CONTINUE = "continue"
+    ROLLBACK = "rollback"
+
+
+class UpdateOrder(enum.StrEnum):
+    STOP_FIRST = "stop_first"
+    START_FIRST = "start_first"
+
+
+class MountType(enum.StrEnum):
+    BIND = "bind"
+    VOLUME = "volume"
+    TMPFS = "tmpfs"
+
+
+class PortProtocol(enum.StrEnum):
+    TCP = "tcp"
+    UDP = "udp"
+    SCTP = "sctp"
+
+
+class PublishMode(enum.StrEnum):
+    INGRESS = "ingress"
+    HOST = "host"
+
+
+class EndpointMode(enum.StrEnum):
+    VIP = "vip"
+    DNSRR = "dnsrr"
+
+
+# --- building blocks ---------------------------------------------------------------------------
+
+
+def _frozen(cls: type[T]) -> type[T]:
+    return dataclass(frozen=True, slots=True, kw_only=True)(cls)
+
+
+@_frozen
+class Resources:
+    nano_cpus: int = 0
+    memory_bytes: int = 0
+
+
+@_frozen
+class ResourceRequirements:
+    limits: Resources = field(default_factory=Resources)
+    reservations: Resources = field(default_factory=Resources)
+
+
+@_frozen
+class Mount:
+    type: MountType = MountType.VOLUME
+    source: str = ""
+    target: str
+    read_only: bool = False
+
+
+@_frozen
+class ContainerSpec:
+    image: str
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    mounts: tuple[Mount, ...] = ()
+    hostname: str = ""
+    user: str = ""
+    workdir: str = ""
+    stop_grace_period: float = 10.0
+
+
+@_frozen
+class RestartPolicy:
+    condition: RestartCondition = RestartCondition.ANY
+    delay: float = 5.0
+    max_attempts: int = 0
+    window: float = 0.0
+
+
+@_frozen
+class PlacementPreference:
+    spread: str  # a constraint key such as "node.labels.zone"
+
+
+@_frozen
+class Placement:
+    constraints: tuple[str, ...] = ()
+    preferences: tuple[PlacementPreference, ...] = ()
+    max_replicas: int = 0
+
+
+@_frozen
+class PortConfig:
+    name: str = ""
+    protocol: PortProtocol = PortProtocol.TCP
+    target_port: int
+    published_port: int = 0
+    publish_mode: PublishMode = PublishMode.INGRESS
+
+
+@_frozen
+class TaskSpec:
+    container: ContainerSpec
+    resources: ResourceRequirements = field(default_factory=ResourceRequirements)
+    restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
+    placement: Placement = field(default_factory=Placement)
+    networks: tuple[str, ...] = ()
+    force_update: int = 0
+
+
+@_frozen
+class UpdateConfig:
+    parallelism: int = 1
+    delay: float = 0.0
+    failure_action: FailureAction = FailureAction.PAUSE
+    monitor: float = 5.0
+    max_failure_ratio: float = 0.0
+    order: UpdateOrder = UpdateOrder.STOP_FIRST
+
+
+@_frozen
+class EndpointSpec:
+    mode: EndpointMode = EndpointMode.VIP
+    ports: tuple[PortConfig, ...] = ()
+
+
+@_frozen
+class ServiceSpec:
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    task: TaskSpec
+    mode: ServiceMode = ServiceMode.REPLICATED
+    replicas: int = 1
+    update_config: UpdateConfig = field(default_factory=UpdateConfig)
+    rollback_config: UpdateConfig = field(default_factory=UpdateConfig)
+    endpoint: EndpointSpec = field(default_factory=EndpointSpec)
+
+
+@_frozen
+class TaskStatus:
+    state: TaskState = TaskState.NEW
+    message: str = ""
+    err: str = ""
+    timestamp: float = 0.0
+
+
+@_frozen
+class NetworkAttachment:
+    network_id: str
+    addresses: tuple[str, ...] = ()
+
+
+@_frozen
+class JoinTokens:
+    worker: str = ""
+    manager: str = ""
+
+
+@_frozen
+class RootCAInfo:
+    cert_pem: str = ""
+    key_pem: str = ""  # empty on an external CA
+    cert_digest: str = ""  # "sha256:<hex>" of the certificate's DER
+    join_tokens: JoinTokens = field(default_factory=JoinTokens)
+
+
+@_frozen
+class ClusterSpec:
+    name: str = "default"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    heartbeat_period: float = 5.0
+    task_history_retention_limit: int = 5
+    node_cert_expiry: float = 90 * 24 * 3600.0
+    snapshot_interval: int = 10_000
+
+
+@_frozen
+class NetworkSpec:
+    name: str
+    driver: str = "overlay"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, str] = field(default_factory=dict)
+    subnets: tuple[str, ...] = ()
+    attachable: bool = False
+    internal: bool = False
+    ingress: bool = False
+
+
+@_frozen
+class SecretSpec:
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    data: bytes = b""
+
+
+# --- stored objects ----------------------------------------------------------------------------
+
+
+@_frozen
+class Cluster:
+    id: str
+    version: int = 0
+    spec: ClusterSpec = field(default_factory=ClusterSpec)
+    root_ca: RootCAInfo = field(default_factory=RootCAInfo)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@_frozen
+class Node:
+    id: str
+    version: int = 0
+    hostname: str = ""
+    role: NodeRole = NodeRole.WORKER
+    availability: NodeAvailability = NodeAvailability.ACTIVE
+    status: NodeStatus = NodeStatus.UNKNOWN
+    status_message: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    engine_labels: Mapping[str, str] = field(default_factory=dict)
+    resources: Resources = field(default_factory=Resources)
+    addr: str = ""
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@_frozen
+class Service:
+    id: str
+    version: int = 0
+    spec: ServiceSpec
+    previous_spec: ServiceSpec | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@_frozen
+class Task:
+    id: str
+    version: int = 0
+    service_id: str = ""
+    slot: int = 0
+    node_id: str | None = None
+    desired_state: TaskState = TaskState.RUNNING
+    status: TaskStatus = field(default_factory=TaskStatus)
+    spec: TaskSpec
+    ports: tuple[PortConfig, ...] = ()
+    networks: tuple[NetworkAttachment, ...] = ()
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@_frozen
+class Network:
+    id: str
+    version: int = 0
+    spec: NetworkSpec
+    vni: int = 0
+    driver_state: Mapping[str, str] = field(default_factory=dict)
+    created_at: float = 0.0
+
+
+@_frozen
+class Secret:
+    id: str
+    version: int = 0
+    spec: SecretSpec
+    created_at: float = 0.0
+
+
+@_frozen
+class Config:
+    id: str
+    version: int = 0
+    spec: SecretSpec
+    created_at: float = 0.0
+
+
+StoredObject = Cluster | Node | Service | Task | Network | Secret | Config
+
+
+# --- JSON-able codec ---------------------------------------------------------------------------
+
+
+def to_dict(obj: Any) -> Any:
+    """Turn a model object (or any value inside one) into JSON-able data."""
+    if obj is None or isinstance(obj, bool | int | float | str) and not isinstance(obj, enum.Enum):
+        return obj
+    if isinstance(obj, enum.Enum):
+        return obj.name.lower()
+    if isinstance(obj, bytes):
+        return base64.b64encode(obj).decode("ascii")
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {str(k): to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, tuple | list):
+        return [to_dict(v) for v in obj]
+    raise ModelError(f"cannot serialise a {type(obj).__name__}")
+
+
+def from_dict(cls: type[T], data: Any) -> T:
+    """Read `data` (as made by `to_dict`) back into an instance of `cls`."""
+    return typing.cast(T, _decode(cls, data, cls.__name__))
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = get_type_hints(cls)
+    return hints
+
+
+def _decode(tp: Any, data: Any, where: str) -> Any:
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return _decode_union(tp, data, where)
+    if tp is Any:
+        return data
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _decode_dataclass(tp, data, where)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return _decode_enum(tp, data, where)
+    if origin is tuple:
+        item = get_args(tp)[0]
+        return tuple(_decode(item, v, f"{where}[{i}]") for i, v in enumerate(_expect(list, data, where)))
+    if origin in (Mapping, dict):
+        value_type = get_args(tp)[1]
+        return {str(k): _decode(value_type, v, f"{where}.{k}") for k, v in _expect(dict, data, where).items()}
+    if tp is bytes:
+        return base64.b64decode(_expect(str, data, where))
+    if tp is float and isinstance(data, int) and not isinstance(data, bool):
+        return float(data)
+    return _expect(tp, data, where)
+
+
+def _decode_union(tp: Any, data: Any, where: str) -> Any:
+    args = [a for a in get_args(tp) if a is not type(None)]
+    if data is None:
+        return None
+    if len(args) != 1:
+        raise ModelError(f"{where}: cannot decode an ambiguous union {tp}")
+    return _decode(args[0], data, where)
+
+
+def _decode_dataclass(cls: type, data: Any, where: str) -> Any:
+    mapping = _expect(dict, data, where)
+    hints = _hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in mapping:
+            kwargs[f.name] = _decode(hints[f.name], mapping[f.name], f"{where}.{f.name}")
+    unknown = set(mapping) - set(hints)
+    if unknown:
+        raise ModelError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ModelError(f"{where}: {exc}") from exc
+
+
+def _decode_enum(cls: type[enum.Enum], data: Any, where: str) -> Any:
+    if isinstance(data, str):
+        try:
+            return cls[data.upper()]
+        except KeyError:
+            pass
+    raise ModelError(f"{where}: {data!r} is not one of {', '.join(m.name.lower() for m in cls)}")
+
+
+def _expect(tp: type[T], data: Any, where: str) -> T:
+    if not isinstance(data, tp) or (tp is int and isinstance(data, bool)):
+        raise ModelError(f"{where}: expected {tp.__name__}, got {type(data).__name__}")
+    return data
