@@ -2,3 +2,52 @@
 
 The executor (running RUN steps, committing layers) sits on top of these pure modules.
 """
+
+from node.builder.cache import CacheInput, cache_input_for_step, compute_cache_key, step_cache_key
+from node.builder.context import (
+    ContextError,
+    copy_sources,
+    digest_paths,
+    digest_sources,
+    digest_step_sources,
+    extract_context_tar,
+    list_context,
+    load_ignore,
+    match_sources,
+    write_context_tar,
+)
+from node.builder.dockerfile import (
+    BuildError,
+    Dockerfile,
+    DockerfileError,
+    Flag,
+    Healthcheck,
+    Heredoc,
+    Instruction,
+    Mount,
+    ResolvedStep,
+    Stage,
+    global_arg_values,
+    parse_dockerfile,
+    resolve_stage,
+    unused_build_args,
+)
+from node.builder.dockerignore import DockerIgnore, walk_included
+from node.builder.graph import (
+    StageDeps,
+    find_target,
+    needed_stages,
+    plan_build,
+    stage_dependencies,
+    step_label,
+)
+
+__all__ = [
+    "BuildError", "CacheInput", "ContextError", "DockerIgnore", "Dockerfile", "DockerfileError", "Flag",
+    "Healthcheck", "Heredoc", "Instruction", "Mount", "ResolvedStep", "Stage", "StageDeps",
+    "cache_input_for_step", "compute_cache_key", "copy_sources", "digest_paths", "digest_sources",
+    "digest_step_sources", "extract_context_tar", "find_target", "global_arg_values", "list_context",
+    "load_ignore", "match_sources", "needed_stages", "parse_dockerfile", "plan_build", "resolve_stage",
+    "stage_dependencies", "step_cache_key", "step_label", "unused_build_args", "walk_included",
+    "write_context_tar",
+]  # fmt: skip

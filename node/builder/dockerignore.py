@@ -161,7 +161,7 @@ def _translate(pattern: str) -> tuple[MatchType, str]:
     return match_type, "".join(out)
 
 
-def _match_component(pattern: str, name: str) -> bool:
+def match_component(pattern: str, name: str) -> bool:
     """Go filepath.Match for one path component (no "/" on either side)."""
     match_type, regex = _translate(pattern)
     if match_type is not MatchType.REGEXP:
@@ -257,7 +257,7 @@ def _could_match_below(pattern_dirs: Sequence[str], dir_parts: Sequence[str]) ->
         component = pattern_dirs[depth]
         if "**" in component:
             return True
-        if not _match_component(component, name):
+        if not match_component(component, name):
             return False
     return True
 
