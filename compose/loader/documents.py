@@ -68,10 +68,13 @@ def _include_entries(document: dict[str, Any]) -> list[dict[str, Any]]:
     return entries
 
 
-def _include_environment(spec: dict[str, Any], project_dir: Path, ctx: DocumentContext) -> dict[str, str]:
+def _include_environment(
+    spec: dict[str, Any], *, including: Path, project_dir: Path, ctx: DocumentContext
+) -> dict[str, str]:
+    """The included file's own env files (relative to the including file), else its `.env`."""
     env_files = spec.get("env_file")
     names = [env_files] if isinstance(env_files, str) else list(env_files or [])
-    paths = [project_dir / n for n in names] if names else [project_dir / ".env"]
+    paths = [including.parent / n for n in names] if names else [project_dir / ".env"]
     values: dict[str, str] = {}
     for env_path in paths:
         if env_path.is_file() or names:
@@ -89,7 +92,8 @@ def _load_included(spec: dict[str, Any], including: Path, ctx: DocumentContext) 
             raise LoadError.at(display_name(including, ctx.cwd), "include", f"include cycle detected: {cycle}")
         if not path.is_file():
             raise LoadError.at(display_name(including, ctx.cwd), "include", f"included file {path} not found")
-    sub = replace(ctx, environ=_include_environment(spec, project_dir, ctx), include_chain=chain, origins={})
+    environ = _include_environment(spec, including=including, project_dir=project_dir, ctx=ctx)
+    sub = replace(ctx, environ=environ, include_chain=chain, origins={})
     merged = merge_documents([load_document(p, sub) for p in paths])
     for service in merged.get("services") or {}:
         ctx.origins.setdefault(service, sub.origins.get(service, display_name(paths[0], ctx.cwd)))

@@ -56,7 +56,9 @@ class _EnvParser:
                 self.pos += 1
         match = _KEY.match(self.text, self.pos)
         if not match:
-            raise self.fail(f"invalid variable name in {self._rest_of_line().strip()!r}")
+            line = self.line
+            raise LoadError.at(self.file, f"line {line}",
+                               f"invalid variable name in {self._rest_of_line().strip()!r}")
         key = match.group()
         self.pos = match.end()
         while self.text[self.pos : self.pos + 1] in (" ", "\t"):
@@ -70,9 +72,10 @@ class _EnvParser:
         self.values[key] = self._value()
 
     def _bare_key(self, key: str) -> None:
+        line = self.line
         rest = self._rest_of_line().strip()
         if rest and not rest.startswith("#"):
-            raise self.fail(f"unexpected {rest!r} after variable name {key!r}")
+            raise LoadError.at(self.file, f"line {line}", f"unexpected {rest!r} after variable name {key!r}")
         value = self.environ.get(key)
         if value is not None:
             self.values[key] = value

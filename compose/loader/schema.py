@@ -61,13 +61,17 @@ def _describe(error: SchemaError) -> str:
     return str(error.message)
 
 
+def _most_relevant(error: SchemaError) -> SchemaError:
+    """For oneOf/anyOf: the failure inside the alternative whose type matched, if one did."""
+    if error.validator not in ("oneOf", "anyOf"):
+        return error
+    typed = [c for c in error.context or [] if c.validator != "type"]
+    if not typed:
+        return error
+    return _most_relevant(max(typed, key=lambda c: len(c.absolute_path)))
+
+
 def _describe_alternatives(error: SchemaError) -> str:
-    instance_matches_type = [c for c in error.context or [] if c.validator != "type"]
-    if instance_matches_type:
-        deepest = max(instance_matches_type, key=lambda c: len(c.relative_path))
-        if deepest.relative_path:
-            return f"{format_path(list(deepest.relative_path))}: {_describe(deepest)}"
-        return _describe(deepest)
     kinds = list(dict.fromkeys(_type_list(error.schema)))
     return f"must be {' or '.join(kinds)}, not {error.instance!r}"
 
@@ -75,7 +79,8 @@ def _describe_alternatives(error: SchemaError) -> str:
 def _issues(document: dict[str, Any], file: str) -> Iterator[Issue]:
     errors = sorted(_validator().iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path])
     for error in errors:
-        yield Issue(file=file, path=format_path(list(error.absolute_path)), message=_describe(error))
+        relevant = _most_relevant(error)
+        yield Issue(file=file, path=format_path(list(relevant.absolute_path)), message=_describe(relevant))
 
 
 def validate_document(document: dict[str, Any], *, file: str) -> None:
