@@ -389,6 +389,8 @@ class _Expansion:
             raise _LexError("syntax error: bad substitution")
         name = self.name()
         op = self.scan.next()
+        if not op:
+            raise _LexError("syntax error: missing '}'")
         if op == "}":
             return self.lookup(name) or ""
         if op == ":":
