@@ -146,6 +146,7 @@ def _translate(pattern: str) -> tuple[MatchType, str]:
             if i < n:
                 out.append(re.escape(pattern[i]))
                 i += 1
+                match_type = MatchType.REGEXP  # the pattern text is no longer the literal path
             else:
                 out.append(re.escape("\\"))
         elif ch == "[":
