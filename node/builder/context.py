@@ -114,9 +114,10 @@ def match_sources(context_dir: Path, sources: Sequence[str], *, location: str, k
     matched: list[str] = []
     for source in sources:
         rel = _context_relative(source, location, keyword)
-        found = _glob(root, rel, rules) if any(c in _WILDCARDS for c in rel) else _exact(root, rel, rules)
+        present = _glob(root, rel) if any(c in _WILDCARDS for c in rel) else _exact(root, rel)
+        found = [p for p in present if not (p and rules.is_excluded(p))]
         if not found:
-            hint = " (excluded by .dockerignore)" if rel and rules.is_excluded(rel) else ""
+            hint = " (excluded by .dockerignore)" if present else ""
             raise ContextError(f"{location}: {keyword} source {source!r} matches no files in the build context{hint}")
         for path in found:
             _check_link_inside(root, path, location=location, keyword=keyword)
@@ -132,15 +133,13 @@ def _context_relative(source: str, location: str, keyword: str) -> str:
     return "" if cleaned in ("", ".") else cleaned
 
 
-def _exact(root: Path, rel: str, rules: DockerIgnore) -> list[str]:
+def _exact(root: Path, rel: str) -> list[str]:
     if not rel:
         return [""]
-    if rules.is_excluded(rel) or not os.path.lexists(root / rel):
-        return []
-    return [rel]
+    return [rel] if os.path.lexists(root / rel) else []
 
 
-def _glob(root: Path, rel: str, rules: DockerIgnore) -> list[str]:
+def _glob(root: Path, rel: str) -> list[str]:
     candidates = [""]
     for component in rel.split("/"):
         nxt = []
@@ -151,7 +150,7 @@ def _glob(root: Path, rel: str, rules: DockerIgnore) -> list[str]:
             names = sorted(os.listdir(directory))
             nxt += [posixpath.join(base, n) if base else n for n in names if match_component(component, n)]
         candidates = nxt
-    return [c for c in candidates if not rules.is_excluded(c)]
+    return candidates
 
 
 def _check_link_inside(root: Path, rel: str, *, location: str, keyword: str) -> None:
