@@ -336,7 +336,7 @@ class _Expansion:
 
     def single_quote(self) -> str:
         self.scan.next()
-        out = []
+        out: list[str] = []
         while True:
             ch = self.scan.next()
             if not ch:
@@ -347,7 +347,7 @@ class _Expansion:
 
     def double_quote(self) -> str:
         self.scan.next()
-        out = []
+        out: list[str] = []
         while True:
             ch = self.scan.peek()
             if not ch:
@@ -1049,13 +1049,12 @@ class _Scope:
             raise err(str(exc)) from None
 
     def declare_args(self, instruction: Instruction, lex: ShellLex, err: Callable[[str], DockerfileError]) -> None:
-        resolved = []
+        resolved: list[tuple[str, str | None]] = []
         for word in instruction.args:
             name, eq, default = word.partition("=")
-            name = self.expand(name, lex, err)
-            resolved.append((name, self.expand(default, lex, err) if eq else None))
-        for name, default in resolved:
-            self.args[name] = self.arg_value(name, default)
+            resolved.append((self.expand(name, lex, err), self.expand(default, lex, err) if eq else None))
+        for name, value in resolved:
+            self.args[name] = self.arg_value(name, value)
 
     def arg_value(self, name: str, default: str | None) -> str | None:
         if name in self.build_args:
