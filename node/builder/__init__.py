@@ -26,9 +26,15 @@ from node.builder.dockerfile import (
     Instruction,
     Mount,
     ResolvedStep,
+    ShellLex,
     Stage,
     global_arg_values,
+    host_platform,
     parse_dockerfile,
+    parse_healthcheck,
+    parse_mount,
+    parse_triggers,
+    platform_args,
     resolve_stage,
     unused_build_args,
 )
@@ -44,10 +50,11 @@ from node.builder.graph import (
 
 __all__ = [
     "BuildError", "CacheInput", "ContextError", "DockerIgnore", "Dockerfile", "DockerfileError", "Flag",
-    "Healthcheck", "Heredoc", "Instruction", "Mount", "ResolvedStep", "Stage", "StageDeps",
+    "Healthcheck", "Heredoc", "Instruction", "Mount", "ResolvedStep", "ShellLex", "Stage", "StageDeps",
     "cache_input_for_step", "compute_cache_key", "copy_sources", "digest_paths", "digest_sources",
-    "digest_step_sources", "extract_context_tar", "find_target", "global_arg_values", "list_context",
-    "load_ignore", "match_sources", "needed_stages", "parse_dockerfile", "plan_build", "resolve_stage",
+    "digest_step_sources", "extract_context_tar", "find_target", "global_arg_values", "host_platform", "list_context",
+    "load_ignore", "match_sources", "needed_stages", "parse_dockerfile", "parse_healthcheck", "parse_mount",
+    "parse_triggers", "plan_build", "platform_args", "resolve_stage",
     "stage_dependencies", "step_cache_key", "step_label", "unused_build_args", "walk_included",
     "write_context_tar",
 ]  # fmt: skip

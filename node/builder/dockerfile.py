@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import csv
 import json
+import platform as platform_module
 import posixpath
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from node.errors import InvalidArgument
@@ -174,6 +175,7 @@ class Dockerfile:
     global_args: tuple[Instruction, ...]
     stages: tuple[Stage, ...]
     build_args: Mapping[str, str] = field(default_factory=dict)
+    platform_args: Mapping[str, str] = field(default_factory=dict)
 
     def find_stage(self, name: str) -> Stage | None:
         lowered = name.lower()
@@ -921,9 +923,32 @@ def _parse_int(text: str | None, base: int, name: str) -> int | None:
 # ------------------------------------------------------------------------------------------- parsing
 
 
-def parse_dockerfile(text: str, *, filename: str = "Dockerfile",
-                     build_args: Mapping[str, str] | None = None) -> Dockerfile:  # fmt: skip
-    """Parse a Dockerfile. FROM lines are expanded with the global ARGs (defaults or ``build_args``)."""
+_ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm/v7",
+           "armv6l": "arm/v6", "i386": "386", "i686": "386", "ppc64le": "ppc64le", "s390x": "s390x",
+           "riscv64": "riscv64"}  # fmt: skip
+
+
+def host_platform() -> str:
+    """This host's platform in OCI form: ``linux/amd64``, ``linux/arm/v7``..."""
+    machine = platform_module.machine().lower()
+    return f"linux/{_ARCHES.get(machine, machine)}"
+
+
+def platform_args(target: str, build: str) -> dict[str, str]:
+    """BuildKit's automatic platform ARGs: global, usable in FROM lines, and in a stage after ``ARG NAME``."""
+    args: dict[str, str] = {}
+    for prefix, value in (("TARGET", target), ("BUILD", build)):
+        os_name, _, rest = value.partition("/")
+        arch, _, variant = rest.partition("/")
+        args |= {f"{prefix}PLATFORM": value, f"{prefix}OS": os_name, f"{prefix}ARCH": arch,
+                 f"{prefix}VARIANT": variant}  # fmt: skip
+    return args
+
+
+def parse_dockerfile(text: str, *, filename: str = "Dockerfile", build_args: Mapping[str, str] | None = None,
+                     platform: str | None = None) -> Dockerfile:  # fmt: skip
+    """Parse a Dockerfile. FROM lines are expanded with the global ARGs (defaults or ``build_args``) and
+    the automatic platform ARGs (``platform`` is the target platform; the host's by default)."""
     lines = text.splitlines()
     if lines:
         lines[0] = lines[0].removeprefix(UTF8_BOM)
@@ -934,9 +959,23 @@ def parse_dockerfile(text: str, *, filename: str = "Dockerfile",
     if not instructions:
         raise DockerfileError("file with no instructions", filename=filename)
     args = dict(build_args or {})
-    global_args, stages = _assemble_stages(instructions, ctx, args)
+    automatic = platform_args(platform or host_platform(), host_platform())
+    global_args, stages = _assemble_stages(instructions, ctx, args, automatic)
     return Dockerfile(filename=filename, directives=directives, escape=escape, global_args=global_args,
-                      stages=stages, build_args=args)  # fmt: skip
+                      stages=stages, build_args=args, platform_args=automatic)  # fmt: skip
+
+
+def parse_triggers(triggers: Sequence[str], *, filename: str = "ONBUILD") -> list[Instruction]:
+    """A base image's ONBUILD triggers (image config ``OnBuild``: one instruction per string); errors are
+    located as ``ONBUILD:<n>``, n counting the triggers from 1."""
+    ctx = _Ctx(filename, "\\")
+    instructions = []
+    for number, text in enumerate(triggers, start=1):
+        line = _LogicalLine(text.strip(), number, number, text)
+        if not line.text:
+            raise ctx.error(number)("empty ONBUILD trigger")
+        instructions.append(_build_trigger(line.text, line, ctx))
+    return instructions
 
 
 def _read_instructions(lines: list[str], start: int, ctx: _Ctx) -> Iterator[Instruction]:
@@ -945,8 +984,8 @@ def _read_instructions(lines: list[str], start: int, ctx: _Ctx) -> Iterator[Inst
         yield _build_instruction(line, reader, ctx)
 
 
-def _assemble_stages(instructions: list[Instruction], ctx: _Ctx,
-                     build_args: Mapping[str, str]) -> tuple[tuple[Instruction, ...], tuple[Stage, ...]]:  # fmt: skip
+def _assemble_stages(instructions: list[Instruction], ctx: _Ctx, build_args: Mapping[str, str],
+                     automatic: Mapping[str, str]) -> tuple[tuple[Instruction, ...], tuple[Stage, ...]]:  # fmt: skip
     global_args: list[Instruction] = []
     groups: list[list[Instruction]] = []
     for instruction in instructions:
@@ -962,7 +1001,7 @@ def _assemble_stages(instructions: list[Instruction], ctx: _Ctx,
     if not groups:
         raise DockerfileError("no FROM instruction: a Dockerfile must have at least one stage",
                               filename=ctx.filename)  # fmt: skip
-    scope = _global_scope(global_args, build_args, ctx)
+    scope = _global_scope(global_args, build_args, ctx, automatic)
     stages: list[Stage] = []
     for group in groups:
         stages.append(_make_stage(len(stages), group, stages, scope, ctx))
@@ -970,8 +1009,9 @@ def _assemble_stages(instructions: list[Instruction], ctx: _Ctx,
     return tuple(global_args), tuple(stages)
 
 
-def _global_scope(global_args: list[Instruction], build_args: Mapping[str, str], ctx: _Ctx) -> _Scope:
-    scope = _Scope(build_args=build_args, globals_={}, env={})
+def _global_scope(global_args: list[Instruction], build_args: Mapping[str, str], ctx: _Ctx,
+                  automatic: Mapping[str, str]) -> _Scope:  # fmt: skip
+    scope = _Scope(build_args=build_args, globals_={}, env={}, implicit=automatic, platform_args=automatic)
     for instruction in global_args:
         scope.declare_args(instruction, ShellLex(ctx.escape), ctx.error(instruction.lineno))
     return scope
@@ -1032,15 +1072,17 @@ class _Scope:
     globals_: Mapping[str, str | None]
     env: dict[str, str]
     args: dict[str, str | None] = field(default_factory=dict)
+    implicit: Mapping[str, str] = field(default_factory=dict)  # visible without ARG (global scope only)
+    platform_args: Mapping[str, str] = field(default_factory=dict)  # values of redeclared automatic ARGs
 
     def lookup(self, name: str) -> str | None:
         if name in self.env:
             return self.env[name]
         if name in self.args:
             return self.args[name]
-        if name in PROXY_ARGS:
-            return self.build_args.get(name)
-        return None
+        if name in PROXY_ARGS and name in self.build_args:
+            return self.build_args[name]
+        return self.implicit.get(name)
 
     def expand(self, word: str, lex: ShellLex, err: Callable[[str], DockerfileError]) -> str:
         try:
@@ -1061,7 +1103,9 @@ class _Scope:
             return self.build_args[name]
         if default is not None:
             return default
-        return self.globals_.get(name)
+        if self.globals_.get(name) is not None:
+            return self.globals_[name]
+        return self.platform_args.get(name)
 
     def visible_args(self) -> tuple[tuple[str, str], ...]:
         return tuple((k, v) for k, v in self.args.items() if v is not None)
@@ -1073,7 +1117,8 @@ class _Scope:
 def global_arg_values(dockerfile: Dockerfile) -> dict[str, str | None]:
     """The global ARGs (declared before the first FROM) with their values for this build."""
     ctx = _Ctx(dockerfile.filename, dockerfile.escape)
-    return dict(_global_scope(list(dockerfile.global_args), dockerfile.build_args, ctx).args)
+    scope = _global_scope(list(dockerfile.global_args), dockerfile.build_args, ctx, dockerfile.platform_args)
+    return dict(scope.args)
 
 
 def unused_build_args(dockerfile: Dockerfile) -> list[str]:
@@ -1130,18 +1175,22 @@ class ResolvedStep:
 
 
 def resolve_stage(dockerfile: Dockerfile, stage_index: int, *,
-                  base_env: Mapping[str, str] | Iterable[tuple[str, str]] = ()) -> list[ResolvedStep]:  # fmt: skip
+                  base_env: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+                  triggers: Sequence[Instruction] = ()) -> list[ResolvedStep]:  # fmt: skip
     """Walk a stage's instructions with Docker's ARG/ENV scope rules and substitute their arguments.
 
     ``base_env`` is the ENV of the base image (for a stage built on another stage: that stage's final
-    ENV). Global ARGs are visible in the stage only when redeclared with ``ARG NAME``.
+    ENV). Global ARGs are visible in the stage only when redeclared with ``ARG NAME``. ``triggers`` are
+    the base image's ONBUILD instructions (see ``parse_triggers``): they run first, right after FROM,
+    and their steps have negative positions.
     """
     stage = dockerfile.stages[stage_index]
     env = dict(base_env.items() if isinstance(base_env, Mapping) else base_env)
-    scope = _Scope(build_args=dockerfile.build_args, globals_=global_arg_values(dockerfile), env=env)
+    scope = _Scope(build_args=dockerfile.build_args, globals_=global_arg_values(dockerfile), env=env,
+                   platform_args=dockerfile.platform_args)  # fmt: skip
     ctx = _Ctx(dockerfile.filename, dockerfile.escape)
-    steps = []
-    for position, instruction in enumerate(stage.instructions):
+    steps: list[ResolvedStep] = []
+    for position, instruction in enumerate([*triggers, *stage.instructions], start=-len(triggers)):
         steps.append(_resolve_step(instruction, position, scope, ctx))
         _apply_to_scope(steps[-1], scope)
     return steps

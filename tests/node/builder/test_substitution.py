@@ -10,7 +10,10 @@ from node.builder.dockerfile import (
     DockerfileError,
     ShellLex,
     global_arg_values,
+    host_platform,
     parse_dockerfile,
+    parse_triggers,
+    platform_args,
     resolve_stage,
     unused_build_args,
 )
@@ -304,3 +307,52 @@ def test_step_text_is_normalised() -> None:
     assert copy.text == 'COPY --chown=1 --link=true ["a", "/app/"]'
     cmd = steps('FROM busybox\nCMD ["a"]\n')[0]
     assert cmd.text == 'CMD ["a"] (exec)'
+
+
+# ----------------------------------------------------------------------- platform ARGs and triggers
+
+
+def test_automatic_platform_args_in_from_and_after_redeclaration() -> None:
+    text = """
+        FROM --platform=$BUILDPLATFORM golang AS build
+        ARG TARGETOS TARGETARCH
+        RUN GOOS=$TARGETOS GOARCH=$TARGETARCH go build
+        LABEL arch=$TARGETARCH variant=$TARGETVARIANT
+    """
+    df = parse_dockerfile(textwrap.dedent(text).lstrip("\n"), platform="linux/arm/v7")
+    assert df.stages[0].platform == host_platform()
+    _, run, label = resolve_stage(df, 0)
+    assert dict(run.build_args) == {"TARGETOS": "linux", "TARGETARCH": "arm"}
+    assert label.args == ("arch", "arm", "variant", "")  # TARGETVARIANT was not redeclared
+
+
+def test_platform_args_split_the_platform() -> None:
+    args = platform_args("linux/arm64", "linux/amd64")
+    assert (args["TARGETPLATFORM"], args["TARGETOS"], args["TARGETARCH"], args["TARGETVARIANT"]) == (
+        "linux/arm64", "linux", "arm64", "",
+    )  # fmt: skip
+    assert args["BUILDARCH"] == "amd64"
+    assert host_platform().startswith("linux/")
+
+
+def test_onbuild_triggers_run_first_in_the_stage_scope() -> None:
+    triggers = parse_triggers(["ENV APP=/srv", "COPY . $APP"])
+    assert [t.keyword for t in triggers] == ["ENV", "COPY"]
+    steps_ = resolve_stage(parse_dockerfile("FROM base\nWORKDIR $APP\n"), 0, triggers=triggers)
+    assert [(s.position, s.keyword, s.args) for s in steps_] == [
+        (-2, "ENV", ("APP", "/srv")),
+        (-1, "COPY", (".", "/srv")),
+        (0, "WORKDIR", ("/srv",)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("trigger", "message"),
+    [("FROM x", "ONBUILD:2: FROM isn't allowed as an ONBUILD trigger"),
+     ("BOGUS x", "ONBUILD:2: unknown instruction: BOGUS"),
+     ("  ", "ONBUILD:2: empty ONBUILD trigger")],
+)  # fmt: skip
+def test_bad_triggers(trigger: str, message: str) -> None:
+    with pytest.raises(DockerfileError) as info:
+        parse_triggers(["RUN ok", trigger])
+    assert str(info.value) == message
