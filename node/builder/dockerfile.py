@@ -1005,7 +1005,6 @@ def _assemble_stages(instructions: list[Instruction], ctx: _Ctx, build_args: Map
     stages: list[Stage] = []
     for group in groups:
         stages.append(_make_stage(len(stages), group, stages, scope, ctx))
-        _check_stage_forward_refs(stages[-1], groups, ctx)
     return tuple(global_args), tuple(stages)
 
 
@@ -1027,6 +1026,7 @@ def _make_stage(index: int, group: list[Instruction], earlier: list[Stage], scop
     platform = from_.flag("platform")
     if platform is not None:
         platform = scope.expand(platform, ShellLex(ctx.escape), err)
+    # As in Docker, only earlier stages count: ``FROM node AS node`` or a later stage's name is an image.
     base_stage = next((s for s in earlier if s.name == base.lower()), None)
     return Stage(index=index, name=name, base=base, base_is_stage=base_stage is not None,
                  base_stage_index=base_stage.index if base_stage else None, platform=platform or None,
@@ -1047,18 +1047,6 @@ def _stage_name(from_: Instruction, err: Callable[[str], DockerfileError], earli
     if any(s.name == name for s in earlier):
         raise err(f"duplicate stage name {name!r}")
     return name
-
-
-def _check_stage_forward_refs(stage: Stage, groups: list[list[Instruction]], ctx: _Ctx) -> None:
-    """FROM naming the stage itself is an image (``FROM node AS node``); naming a later stage is an error."""
-    if stage.base_is_stage:
-        return
-    lowered = stage.base.lower()
-    for later, group in enumerate(groups[stage.index + 1 :], start=stage.index + 1):
-        args = group[0].args
-        if len(args) == 3 and args[2].lower() == lowered:
-            raise ctx.error(stage.from_instruction.lineno)(
-                f"FROM {stage.base} refers to a later stage ({later}): a stage can only build on earlier ones")
 
 
 # ------------------------------------------------------------------------------------------- scopes

@@ -1,9 +1,10 @@
 """The stage graph of a multi-stage Dockerfile and the build plan for a target.
 
 Edges come from ``FROM <stage>``, ``COPY --from=<stage name or index>`` and ``RUN --mount=from=<stage>``.
-As in Docker, a ``--from`` naming no stage is an image reference. A numeric ``--from`` out of range, or
-any reference to the current or a later stage, is an error: stages only build on earlier ones, so the
-graph cannot have a cycle.
+As in Docker, a ``--from`` naming no stage is an image reference, and FROM only sees earlier stages.
+A numeric ``--from`` out of range, a stage referring to itself (BuildKit: "circular dependency detected")
+or to a later stage is an error. BuildKit accepts acyclic references to later stages; we do not, so
+every edge points backwards and the graph cannot have a cycle.
 """
 
 from __future__ import annotations
@@ -45,9 +46,12 @@ def resolve_from_ref(dockerfile: Dockerfile, stage_index: int, ref: str, *, line
         if stage is None:
             return None
         index = stage.index
-    if index >= stage_index:
-        raise _error(dockerfile, lineno, f"{where} refers to the current or a later stage: "
-                                         f"a stage can only use earlier stages")  # fmt: skip
+    if index == stage_index:
+        name = dockerfile.stages[index].display_name
+        raise _error(dockerfile, lineno, f"{where}: circular dependency detected on stage: {name}")
+    if index > stage_index:
+        raise _error(dockerfile, lineno, f"{where} refers to a later stage ({index}): "
+                                         "a stage can only use earlier stages")  # fmt: skip
     return index
 
 
@@ -118,12 +122,12 @@ def plan_build(dockerfile: Dockerfile, target: str | None = None) -> list[list[S
 
 
 def step_label(dockerfile: Dockerfile, stage_index: int, step: int) -> str:
-    """BuildKit's progress prefix: ``[builder 2/5]``, ``[stage-1 3/3]``, or ``[1/3]`` for a lone unnamed
-    stage. Step 1 is the FROM line; step k > 1 is ``stage.instructions[k - 2]``."""
+    """BuildKit's progress prefix: ``[builder 2/5]``, ``[stage-1 3/3]``, or ``[1/3]`` when the Dockerfile
+    has a single stage (named or not). Step 1 is the FROM line; step k > 1 is ``stage.instructions[k - 2]``."""
     stage = dockerfile.stages[stage_index]
     total = len(stage.instructions) + 1
     if not 1 <= step <= total:
         raise ValueError(f"step {step} out of range 1..{total}")
-    if stage.name is None and len(dockerfile.stages) == 1:
+    if len(dockerfile.stages) == 1:
         return f"[{step}/{total}]"
     return f"[{stage.display_name} {step}/{total}]"
