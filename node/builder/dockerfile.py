@@ -13,6 +13,7 @@ import json
 import platform as platform_module
 import posixpath
 import re
+import signal as signal_module
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -60,6 +61,7 @@ _STAGE_NAME_RE = re.compile(r"^[a-z][a-z0-9\-_.]*$")
 _URL_RE = re.compile(r"^(https?://|git@|git://)", re.IGNORECASE)
 _PORT_RE = re.compile(r"^(\d+)(?:-(\d+))?(?:/([A-Za-z]+))?$")
 _CHMOD_RE = re.compile(r"^([0-7]{3,4}|([ugoa]*[-+=][rwxXst]*)(,[ugoa]*[-+=][rwxXst]*)*)$")
+_RT_SIGNAL_RE = re.compile(r"^RTM(IN|AX)([+-]\d+)?$")
 _DURATION_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -1245,7 +1247,19 @@ def _typed_step(step: ResolvedStep, err: Callable[[str], DockerfileError]) -> Re
             _check_port(port, err)
     elif keyword in ("WORKDIR", "USER", "STOPSIGNAL") and not step.args[0]:
         raise err(f"{keyword} cannot be empty")
+    elif keyword == "STOPSIGNAL" and not is_valid_signal(step.args[0]):
+        raise err(f"invalid signal: {step.args[0]}")
     return step
+
+
+def is_valid_signal(text: str) -> bool:
+    """A signal as Docker accepts it: a number, or a name with or without SIG (SIGTERM, term, RTMIN+3)."""
+    if text.isdigit():
+        return 0 < int(text) < 65
+    name = text.upper().removeprefix("SIG")
+    if _RT_SIGNAL_RE.match(name):
+        return True
+    return f"SIG{name}" in signal_module.Signals.__members__
 
 
 def _check_port(port: str, err: Callable[[str], DockerfileError]) -> None:

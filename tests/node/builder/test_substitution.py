@@ -293,6 +293,8 @@ def test_unused_build_args() -> None:
         ("LABEL a=${oops", "syntax error: missing '}'"),
         ("RUN --mount=type=cache echo", "--mount=type=cache: mount type cache requires a target"),
         ("USER $NOBODY", "USER cannot be empty"),
+        ("STOPSIGNAL SIGWHATEVER", "invalid signal: SIGWHATEVER"),
+        ("STOPSIGNAL 99", "invalid signal: 99"),
     ],
 )
 def test_substitution_errors_are_located(line: str, message: str) -> None:
@@ -356,3 +358,8 @@ def test_bad_triggers(trigger: str, message: str) -> None:
     with pytest.raises(DockerfileError) as info:
         parse_triggers(["RUN ok", trigger])
     assert str(info.value) == message
+
+
+@pytest.mark.parametrize("value", ["SIGTERM", "term", "SIGQUIT", "9", "SIGRTMIN+3", "RTMAX-1", "SIGWINCH"])
+def test_valid_stop_signals(value: str) -> None:
+    assert steps(f"FROM busybox\nSTOPSIGNAL {value}\n")[0].args == (value,)
