@@ -6,6 +6,7 @@ The executor (running RUN steps, committing layers) sits on top of these pure mo
 from node.builder.cache import CacheInput, cache_input_for_step, compute_cache_key, step_cache_key
 from node.builder.context import (
     ContextError,
+    context_sources,
     copy_sources,
     digest_paths,
     digest_sources,
@@ -51,7 +52,7 @@ from node.builder.graph import (
 __all__ = [
     "BuildError", "CacheInput", "ContextError", "DockerIgnore", "Dockerfile", "DockerfileError", "Flag",
     "Healthcheck", "Heredoc", "Instruction", "Mount", "ResolvedStep", "ShellLex", "Stage", "StageDeps",
-    "cache_input_for_step", "compute_cache_key", "copy_sources", "digest_paths", "digest_sources",
+    "cache_input_for_step", "compute_cache_key", "context_sources", "copy_sources", "digest_paths", "digest_sources",
     "digest_step_sources", "extract_context_tar", "find_target", "global_arg_values", "host_platform", "list_context",
     "load_ignore", "match_sources", "needed_stages", "parse_dockerfile", "parse_healthcheck", "parse_mount",
     "parse_triggers", "plan_build", "platform_args", "resolve_stage",

@@ -5,9 +5,11 @@ key = sha256 over
   - the normalised instruction text after substitution (flags sorted, heredoc contents included)
   - for RUN: the declared build ARGs in scope with their values (they are the command's environment);
     for other instructions the substituted text already carries the values they use
-  - for COPY/ADD from the context: the digest of the files the step reads
+  - for COPY/ADD from the context, and RUN with bind mounts of the context: the digest of the files the
+    step reads (``context.digest_step_sources``)
   - for ``--from`` / ``--mount=from``: the result id of each source stage or image
 
+Not in the key, as in BuildKit: the contents of cache and secret mounts, and modification times.
 Predefined proxy ARGs (HTTP_PROXY...) that are not declared never enter the key, as in Docker; an
 undeclared build arg cannot reach any step, so it cannot change a key either.
 """

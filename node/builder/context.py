@@ -96,6 +96,14 @@ def _require_inside(root: str, path: str, shown: str) -> None:
 # ------------------------------------------------------------------------------------ COPY sources
 
 
+def context_sources(step: ResolvedStep) -> list[str]:
+    """Everything a step reads from the build context: COPY/ADD sources (see ``copy_sources``) and, for
+    RUN, the sources of ``--mount=type=bind`` without ``from`` (the context root when none is given)."""
+    if step.keyword == "RUN":
+        return [m.source or "." for m in step.mounts if m.type == "bind" and not m.from_ref]
+    return copy_sources(step)
+
+
 def copy_sources(step: ResolvedStep) -> list[str]:
     """The build-context sources a COPY/ADD reads: none for ``--from`` (another stage or image) and
     heredoc sources left out."""
@@ -216,8 +224,9 @@ def digest_sources(context_dir: Path, sources: Sequence[str], *, location: str, 
 
 def digest_step_sources(context_dir: Path, step: ResolvedStep, *, filename: str = "Dockerfile",
                         ignore: DockerIgnore | None = None) -> str | None:  # fmt: skip
-    """The files digest of a COPY/ADD step reading the context; None when it reads no context files."""
-    sources = copy_sources(step)
+    """The digest of the context files a step reads (COPY/ADD sources, RUN bind mounts of the context);
+    None when it reads none."""
+    sources = context_sources(step)
     if not sources:
         return None
     location = f"{filename}:{step.instruction.lineno}"

@@ -11,6 +11,7 @@ import pytest
 
 from node.builder.context import (
     ContextError,
+    context_sources,
     copy_sources,
     digest_paths,
     digest_sources,
@@ -289,3 +290,16 @@ def test_digest_step_sources_locates_errors(context: Path) -> None:
 def test_default_ignore_is_empty(context: Path) -> None:
     assert match_sources(context, ["debug.log"], location="x") == ["debug.log"]
     assert DockerIgnore().patterns == ()
+
+
+def test_run_bind_mounts_of_the_context_are_sources(context: Path) -> None:
+    run, from_stage, cache, plain = resolved(
+        "FROM busybox\nRUN --mount=type=bind,source=app,target=/src --mount=target=/all make\n"
+        "RUN --mount=from=build,target=/b ls\nRUN --mount=type=cache,target=/c ls\nRUN ls\n"
+    )
+    assert context_sources(run) == ["app", "."]
+    assert context_sources(from_stage) == context_sources(cache) == context_sources(plain) == []
+    assert digest_step_sources(context, plain) is None
+    before = digest_step_sources(context, run, ignore=load_ignore(context))
+    (context / "app/util.py").write_text("changed")
+    assert digest_step_sources(context, run, ignore=load_ignore(context)) != before
