@@ -98,9 +98,7 @@ class Op:
 
     @classmethod
     def delete(cls, obj_type: type[StoredObject], obj_id: str, *, version: int | None = None) -> Op:
-        return cls(
-            type=OpType.DELETE, kind=kind_of(obj_type), id=obj_id, version=-1 if version is None else version
-        )
+        return cls(type=OpType.DELETE, kind=kind_of(obj_type), id=obj_id, version=-1 if version is None else version)
 
     def to_wire(self) -> WireOp:
         wire: WireOp = {
@@ -118,9 +116,7 @@ class Op:
         try:
             kind = ObjectKind(wire["kind"])
             obj = from_dict(KIND_TYPES[kind], wire["object"]) if "object" in wire else None
-            return cls(
-                type=OpType(wire["op"]), kind=kind, id=str(wire["id"]), version=int(wire["version"]), obj=obj
-            )
+            return cls(type=OpType(wire["op"]), kind=kind, id=str(wire["id"]), version=int(wire["version"]), obj=obj)
         except (KeyError, ValueError, TypeError, ModelError) as exc:
             raise InvalidOperation(f"unreadable operation: {exc}") from exc
 
@@ -271,8 +267,7 @@ class StateMachine:
             return {
                 "revision": self._revision,
                 "objects": {
-                    kind.value: [to_dict(table[k]) for k in sorted(table)]
-                    for kind, table in self._objects.items()
+                    kind.value: [to_dict(table[k]) for k in sorted(table)] for kind, table in self._objects.items()
                 },
             }
 

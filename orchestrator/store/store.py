@@ -71,9 +71,7 @@ class Store:
     def watch(self, *, kinds: Iterable[ObjectKind] | None = None) -> Watch:
         return Watch(self.machine, kinds=kinds)
 
-    def watch_async(
-        self, loop: asyncio.AbstractEventLoop, *, kinds: Iterable[ObjectKind] | None = None
-    ) -> AsyncWatch:
+    def watch_async(self, loop: asyncio.AbstractEventLoop, *, kinds: Iterable[ObjectKind] | None = None) -> AsyncWatch:
         return AsyncWatch(self.machine, loop, kinds=kinds)
 
     def _single(self, op: Op) -> StoredObject:
