@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO
 
 from node.builder.dockerfile import BuildError, ResolvedStep
-from node.builder.dockerignore import DockerIgnore, clean_path, match_component, walk_included
+from node.builder.dockerignore import BadPattern, DockerIgnore, clean_path, match_component, walk_included
 
 _WILDCARDS = frozenset("*?[\\")
 _CHUNK = 1 << 20
@@ -122,7 +122,10 @@ def match_sources(context_dir: Path, sources: Sequence[str], *, location: str, k
     matched: list[str] = []
     for source in sources:
         rel = _context_relative(source, location, keyword)
-        present = _glob(root, rel) if any(c in _WILDCARDS for c in rel) else _exact(root, rel)
+        try:
+            present = _glob(root, rel) if any(c in _WILDCARDS for c in rel) else _exact(root, rel)
+        except BadPattern as exc:
+            raise ContextError(f"{location}: {keyword} source {source!r}: {exc}") from None
         found = [p for p in present if not (p and rules.is_excluded(p))]
         if not found:
             hint = " (excluded by .dockerignore)" if present else ""

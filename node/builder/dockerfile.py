@@ -488,6 +488,8 @@ def _next_logical_line(reader: _LineReader, escape: str) -> _LogicalLine | None:
                 continue  # comment and empty lines inside a continuation are dropped, as Docker does
             part, continued = _trim_continuation(raw, escape)
             text += part
+        if not text.strip():
+            continue  # only escape characters and blanks: an empty line
         return _LogicalLine(text.strip(), lineno, lineno + len(originals) - 1, "\n".join(originals))
     return None
 
@@ -619,7 +621,10 @@ def _heredoc_markers(rest: str) -> list[tuple[str, bool, bool, int]]:
         if not match:
             continue
         raw_name = match.group(3)
-        name = ShellLex().expand_word(raw_name, lambda _: None)
+        try:
+            name = ShellLex().expand_word(raw_name, lambda _: None)
+        except _LexError:
+            continue  # not a usable delimiter: not a heredoc
         if not name:
             continue
         expand = not any(q in raw_name for q in "'\"")

@@ -38,40 +38,39 @@ def clean_path(path: str) -> str:
     return cleaned
 
 
-def _class_end(pattern: str, start: int) -> int:
-    """Index just past the ``]`` closing the character class opened at ``start``; -1 if unclosed."""
+class BadPattern(InvalidArgument):
+    """A pattern Go's filepath.Match rejects (ErrBadPattern): an unclosed or empty class, a bare "-"."""
+
+
+def _class_char(pattern: str, i: int) -> tuple[str, int]:
+    if i >= len(pattern) or pattern[i] in "-]":
+        raise BadPattern(f"syntax error in pattern: {pattern!r}")
+    if pattern[i] == "\\":
+        i += 1
+        if i >= len(pattern):
+            raise BadPattern(f"syntax error in pattern: {pattern!r}")
+    return pattern[i], i + 1
+
+
+def _translate_class(pattern: str, start: int) -> tuple[str, int]:
+    """The Go character class opened at ``start`` as a regex, and the index just past its ``]``."""
     i = start + 1
-    if i < len(pattern) and pattern[i] == "^":
-        i += 1
-    if i < len(pattern) and pattern[i] == "]":
-        i += 1
-    while i < len(pattern):
-        if pattern[i] == "\\" and i + 1 < len(pattern):
-            i += 2
-            continue
-        if pattern[i] == "]":
-            return i + 1
-        i += 1
-    return -1
-
-
-def _translate_class(body: str) -> str:
-    """A Go filepath.Match class body ("^a-z") as a Python regex class that never matches "/"."""
-    negate = body.startswith("^")
+    negate = i < len(pattern) and pattern[i] == "^"
+    i += negate
+    parts: list[str] = []
+    count = 0
+    while not (i < len(pattern) and pattern[i] == "]" and count):
+        lo, i = _class_char(pattern, i)
+        hi = lo
+        if i < len(pattern) and pattern[i] == "-":
+            hi, i = _class_char(pattern, i + 1)
+        count += 1
+        if lo <= hi:  # Go accepts a reversed range; it matches nothing
+            parts.append(re.escape(lo) if lo == hi else f"{re.escape(lo)}-{re.escape(hi)}")
+    body = "".join(parts)
     if negate:
-        body = body[1:]
-    out = []
-    i = 0
-    while i < len(body):
-        ch = body[i]
-        if ch == "\\" and i + 1 < len(body):
-            out.append(re.escape(body[i + 1]))
-            i += 2
-            continue
-        out.append(ch if ch == "-" else re.escape(ch))
-        i += 1
-    inner = "".join(out)
-    return f"[^/{inner}]" if negate else f"(?!/)[{inner}]"
+        return (f"[^{body}]" if body else "."), i + 1
+    return (f"[{body}]" if body else "(?!)"), i + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +91,10 @@ class Pattern:
             text = text[1:]
             if not text:
                 raise InvalidArgument('.dockerignore: illegal exclusion pattern: "!"')
-        match_type, regex_text = _translate(text)
+        try:
+            match_type, regex_text = _translate(text)
+        except BadPattern as exc:
+            raise BadPattern(f".dockerignore: {exc}") from None
         regex = re.compile(regex_text, re.DOTALL) if match_type is MatchType.REGEXP else None
         return cls(text, exclusion, match_type, regex, tuple(text.split("/")))
 
@@ -150,12 +152,9 @@ def _translate(pattern: str) -> tuple[MatchType, str]:
             else:
                 out.append(re.escape("\\"))
         elif ch == "[":
-            end = _class_end(pattern, start)
-            if end < 0:
-                raise InvalidArgument(f".dockerignore: syntax error in pattern: {pattern!r}")
-            out.append(_translate_class(pattern[start + 1 : end - 1]))
+            regex, i = _translate_class(pattern, start)
+            out.append(regex)
             match_type = MatchType.REGEXP
-            i = end
         else:
             out.append(re.escape(ch))
     out.append("$")
@@ -163,7 +162,7 @@ def _translate(pattern: str) -> tuple[MatchType, str]:
 
 
 def match_component(pattern: str, name: str) -> bool:
-    """Go filepath.Match for one path component (no "/" on either side)."""
+    """Go filepath.Match for one path component (no "/" on either side). Raises BadPattern."""
     match_type, regex = _translate(pattern)
     if match_type is not MatchType.REGEXP:
         return pattern == name

@@ -189,6 +189,12 @@ def test_source_errors_name_the_line(context: Path, source: str, message: str) -
     assert str(info.value) == message
 
 
+def test_bad_glob_is_located(context: Path) -> None:
+    with pytest.raises(ContextError) as info:
+        match_sources(context, ["app/[a"], location="Dockerfile:6")
+    assert str(info.value) == "Dockerfile:6: COPY source 'app/[a': syntax error in pattern: '[a'"
+
+
 def test_symlink_source_leading_outside_is_refused(context: Path, tmp_path: Path) -> None:
     (tmp_path / "outside.txt").write_text("secret")
     (context / "sneaky").symlink_to(tmp_path / "outside.txt")
