@@ -92,7 +92,9 @@ def test_keeping_adds_exceptions_only_for_excluded_files() -> None:
     assert DockerIgnore.parse("*.md\n").keeping("Dockerfile").patterns == DockerIgnore.parse("*.md\n").patterns
 
 
-@pytest.mark.parametrize("text", ["!\n", "[abc\n", "[]a]\n", "[-a]\n", "[a-]\n", "x[\n", "[\\\n", "[a-c--]\n"])
+@pytest.mark.parametrize(
+    "text", ["!\n", "[abc\n", "[]a]\n", "[-a]\n", "[a-]\n", "x[\n", "[\\\n", "[a-c--]\n", "[--0]\n"]
+)
 def test_bad_patterns(text: str) -> None:
     with pytest.raises(InvalidArgument, match="^.dockerignore: "):
         DockerIgnore.parse(text)
@@ -104,7 +106,7 @@ def test_class_edge_cases() -> None:
     assert excluded("[\\]]x", "]x")
     assert excluded("[a\\-c]", "-")
     assert not excluded("[a\\-c]", "b")
-    assert excluded("a[--0]", "a.")  # a range whose bounds are "-" and "0"
+    assert excluded("a[+-0]", "a.")  # "+" to "0" includes "." and "-"
 
 
 def test_no_patterns_exclude_nothing() -> None:
