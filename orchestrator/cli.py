@@ -7,6 +7,7 @@ import sys
 import click
 
 from orchestrator.errors import OrchestratorError
+from orchestrator.lab.cli import lab
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,6 +25,9 @@ def version() -> None:
     from node.version import ENGINE_VERSION
 
     click.echo(f"pyswarm {ENGINE_VERSION}")
+
+
+cli.add_command(lab)
 
 
 def main() -> None:
