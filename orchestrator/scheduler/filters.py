@@ -15,6 +15,10 @@ from orchestrator.scheduler.nodeinfo import NodeInfo, host_ports
 
 
 class Filter(Protocol):
+    """A filter may set a class attribute `dynamic = True` when its answer depends on what the
+    node already runs (resources, ports, counts); the others must depend only on the node and the
+    task's constraints, so that one pass can reuse their answers across services."""
+
     def set_task(self, task: Task) -> bool:
         """Prepare for `task`; False: this filter does not apply to it."""
         ...
@@ -80,6 +84,8 @@ class ConstraintFilter:
 class MaxReplicasFilter:
     """`placement.max_replicas`: at most that many tasks of the service per node."""
 
+    dynamic = True
+
     def __init__(self) -> None:
         self._service = ""
         self._max = 0
@@ -98,6 +104,8 @@ class MaxReplicasFilter:
 class MemoryFilter:
     """Reserved memory against the node's memory minus what its tasks reserve."""
 
+    dynamic = True
+
     def __init__(self) -> None:
         self._wanted = 0
 
@@ -115,6 +123,8 @@ class MemoryFilter:
 class CpuFilter:
     """Reserved CPUs (nano CPUs) against the node's CPUs minus what its tasks reserve."""
 
+    dynamic = True
+
     def __init__(self) -> None:
         self._wanted = 0
 
@@ -131,6 +141,8 @@ class CpuFilter:
 
 class HostPortFilter:
     """Ports published in host mode must be free on the node."""
+
+    dynamic = True
 
     def __init__(self) -> None:
         self._ports: list[tuple[PortProtocol, int]] = []
@@ -166,15 +178,33 @@ class Pipeline:
     def __init__(self, filters: Sequence[Filter] | None = None) -> None:
         self._filters = list(filters) if filters is not None else default_filters()
         self._active: list[Filter] = []
+        self._static: list[Filter] = []
+        self._dynamic: list[Filter] = []
         self._failures: list[int] = []
 
     def set_task(self, task: Task) -> None:
         self._active = [f for f in self._filters if f.set_task(task)]
         self._failures = [0] * len(self._active)
+        self._static = [f for f in self._active if not getattr(f, "dynamic", False)]
+        self._dynamic = [f for f in self._active if getattr(f, "dynamic", False)]
 
     def accepts(self, node: NodeInfo) -> bool:
         """Whether every active filter accepts `node` (no counting)."""
         for f in self._active:
+            if not f.check(node):
+                return False
+        return True
+
+    def accepts_static(self, node: NodeInfo) -> bool:
+        """The filters that look only at the node and the task's constraints."""
+        for f in self._static:
+            if not f.check(node):
+                return False
+        return True
+
+    def accepts_dynamic(self, node: NodeInfo) -> bool:
+        """The filters that look at what the node already runs."""
+        for f in self._dynamic:
             if not f.check(node):
                 return False
         return True

@@ -51,16 +51,30 @@ def schedule(nodes: Sequence[NodeInfo], tasks: Sequence[Task], *, filters: Seque
 
     Pure: `nodes` are copied, nothing is written. Tasks are taken in the order given.
     """
-    infos = {info.node.id: info.copy() for info in nodes}
-    pipeline = Pipeline(filters)
-    assignments: list[Assignment] = []
-    unschedulable: list[Unschedulable] = []
+    state = _Pass(infos={info.node.id: info.copy() for info in nodes}, pipeline=Pipeline(filters))
     for group in _group_tasks(tasks):
         if group[0].node_id is not None:
-            _schedule_pinned(group[0], infos, pipeline, assignments, unschedulable)
+            _schedule_pinned(group[0], state)
         else:
-            _schedule_group(group, infos, pipeline, assignments, unschedulable)
-    return Decisions(assignments=tuple(assignments), unschedulable=tuple(unschedulable))
+            _schedule_group(group, state)
+    return Decisions(assignments=tuple(state.assignments), unschedulable=tuple(state.unschedulable))
+
+
+@dataclass(slots=True, kw_only=True)
+class _Pass:
+    infos: dict[str, NodeInfo]
+    pipeline: Pipeline
+    assignments: list[Assignment] = dataclasses.field(default_factory=list)
+    unschedulable: list[Unschedulable] = dataclasses.field(default_factory=list)
+    static_ok: dict[tuple[str, ...], list[NodeInfo]] = dataclasses.field(default_factory=dict)
+
+    def eligible(self, task: Task) -> list[NodeInfo]:
+        """Nodes the static filters accept, computed once per set of constraints in this pass."""
+        key = task.spec.placement.constraints
+        found = self.static_ok.get(key)
+        if found is None:
+            found = self.static_ok[key] = [i for i in self.infos.values() if self.pipeline.accepts_static(i)]
+        return found
 
 
 def assign_task(task: Task, node_id: str, *, now: float) -> Task:
@@ -106,15 +120,10 @@ def _prepare(task: Task, pipeline: Pipeline) -> tuple[str, ...] | str:
     return spreads
 
 
-def _schedule_pinned(
-    task: Task,
-    infos: dict[str, NodeInfo],
-    pipeline: Pipeline,
-    assignments: list[Assignment],
-    unschedulable: list[Unschedulable],
-) -> None:
+def _schedule_pinned(task: Task, state: _Pass) -> None:
+    pipeline, assignments, unschedulable = state.pipeline, state.assignments, state.unschedulable
     prepared = _prepare(task, pipeline)
-    info = infos.get(task.node_id or "")
+    info = state.infos.get(task.node_id or "")
     if isinstance(prepared, str):
         unschedulable.append(Unschedulable(task_id=task.id, reason=prepared))
     elif info is None:
@@ -126,23 +135,17 @@ def _schedule_pinned(
         unschedulable.append(Unschedulable(task_id=task.id, reason=pipeline.explain()))
 
 
-def _schedule_group(
-    group: list[Task],
-    infos: dict[str, NodeInfo],
-    pipeline: Pipeline,
-    assignments: list[Assignment],
-    unschedulable: list[Unschedulable],
-) -> None:
+def _schedule_group(group: list[Task], state: _Pass) -> None:
+    pipeline, assignments, unschedulable = state.pipeline, state.assignments, state.unschedulable
     prepared = _prepare(group[0], pipeline)
     if isinstance(prepared, str):
         unschedulable.extend(Unschedulable(task_id=t.id, reason=prepared) for t in group)
         return
-    service_id = group[0].service_id
-    tree = _Tree([i for i in infos.values() if pipeline.accepts(i)], service_id, prepared)
+    tree = _Tree(state.eligible(group[0]), group[0].service_id, prepared)
     for n, task in enumerate(group):
-        info = tree.take(pipeline.accepts, _placer(task))
+        info = tree.take(pipeline.accepts_dynamic, _placer(task))
         if info is None:
-            reason = _explain(pipeline, infos)
+            reason = _explain(pipeline, state.infos)
             unschedulable.extend(Unschedulable(task_id=t.id, reason=reason) for t in group[n:])
             return
         assignments.append(Assignment(task_id=task.id, node_id=info.node.id))
@@ -166,12 +169,13 @@ class _Tree:
     def __init__(self, infos: list[NodeInfo], service_id: str, spreads: tuple[str, ...]) -> None:
         self._service = service_id
         self._leaf = not spreads
-        self.count = sum(i.tasks_by_service[service_id] for i in infos)
         self._heap: list[tuple[Any, ...]]
         if self._leaf:
-            self._heap = [(i.tasks_by_service[service_id], len(i.tasks), i.node.id, i) for i in infos]
+            self._heap = [(i.tasks_by_service.get(service_id, 0), len(i.tasks), i.node.id, i) for i in infos]
+            self.count = sum(entry[0] for entry in self._heap)
         else:
             self._heap = self._branches(infos, spreads)
+            self.count = sum(entry[0] for entry in self._heap)
         heapq.heapify(self._heap)
 
     def _branches(self, infos: list[NodeInfo], spreads: tuple[str, ...]) -> list[tuple[Any, ...]]:
@@ -192,7 +196,7 @@ class _Tree:
                 if not accepts(info):
                     continue
                 place(info)
-                heapq.heappush(heap, (info.tasks_by_service[self._service], len(info.tasks), entry[2], info))
+                heapq.heappush(heap, (info.tasks_by_service.get(self._service, 0), len(info.tasks), entry[2], info))
             else:
                 child: _Tree = entry[2]
                 info = child.take(accepts, place)
