@@ -44,6 +44,8 @@ def read_document(path: Path, ctx: DocumentContext) -> dict[str, Any]:
     if ctx.interpolate:
         document = interpolate_tree(document, file=name, lookup=ctx.environ.get, warnings=ctx.warnings)
     validate_document(strip_markers(document), file=name)
+    if "version" in document:
+        ctx.warnings.append(f"{name}: the attribute `version` is obsolete, it will be ignored")
     return document
 
 

@@ -38,7 +38,7 @@ def _type_list(schema: dict[str, Any]) -> list[str]:
     if "oneOf" in schema or "anyOf" in schema:
         return [t for sub in schema.get("oneOf", schema.get("anyOf", [])) for t in _type_list(sub)]
     kind = schema.get("type")
-    kinds = kind if isinstance(kind, list) else [kind] if kind else []
+    kinds: list[str] = kind if isinstance(kind, list) else [kind] if kind else []
     return [_TYPE_NAMES.get(k, k) for k in kinds]
 
 

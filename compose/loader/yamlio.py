@@ -30,7 +30,24 @@ class Override:
 
 
 class _ComposeYamlLoader(yaml.SafeLoader):
-    """SafeLoader whose booleans are YAML 1.2's (`yes`/`on` stay strings, as in compose)."""
+    """SafeLoader whose booleans are YAML 1.2's (`yes`/`on` stay strings, as in compose),
+    and which refuses a key written twice in one mapping (PyYAML would keep the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        _refuse_duplicate_keys(node)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _refuse_duplicate_keys(node: yaml.MappingNode) -> None:
+    seen: dict[str, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+            continue
+        if key_node.value in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"mapping key {key_node.value!r} already defined at line {seen[key_node.value]}",
+                key_node.start_mark)
+        seen[key_node.value] = key_node.start_mark.line + 1
 
 
 _BOOL_12 = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
@@ -46,7 +63,7 @@ def _construct_untagged(loader: _ComposeYamlLoader, node: yaml.Node) -> Any:
         return loader.construct_mapping(node, deep=True)
     if isinstance(node, yaml.SequenceNode):
         return loader.construct_sequence(node, deep=True)
-    tag = loader.resolve(yaml.ScalarNode, node.value, (True, False))
+    tag = loader.resolve(yaml.ScalarNode, node.value, (True, False))  # type: ignore[no-untyped-call]
     return loader.construct_object(yaml.ScalarNode(tag, node.value), deep=True)
 
 

@@ -94,3 +94,32 @@ def test_schema_is_our_own_file() -> None:
     path = Path(__file__).resolve().parents[2] / "compose" / "schema" / "compose-spec.json"
     assert json.loads(path.read_text()) == load_schema()
     assert load_schema()["additionalProperties"] is False
+
+
+def test_duplicate_key_is_an_error_with_line(write: WriteFn, load: LoadFn) -> None:
+    lines = _errors(write, load, "services:\n  web:\n    image: a\n    image: b\n")
+    assert lines == ["compose.yaml: line 4, column 5: mapping key 'image' already defined at line 3"]
+
+
+def test_merge_keys_are_not_duplicates(write: WriteFn, load: LoadFn) -> None:
+    write("compose.yaml", """
+        x-base: &base {image: a, restart: always}
+        x-more: &more {<<: *base, image: b}
+        services:
+          web:
+            <<: *more
+            image: c
+          api:
+            <<: [*base]
+            restart: "no"
+    """)
+    project = load()
+    assert (project.services["web"].image, project.services["web"].restart) == ("c", "always")
+    assert (project.services["api"].image, project.services["api"].restart) == ("a", "no")
+
+
+def test_version_is_obsolete(write: WriteFn, load: LoadFn) -> None:
+    write("compose.yaml", "version: '3.8'\nservices:\n  web:\n    image: x\n")
+    project = load()
+    assert project.warnings == ("compose.yaml: the attribute `version` is obsolete, it will be ignored",)
+    assert "version" not in project.raw
