@@ -76,8 +76,22 @@ def _drop_disabled(document: dict[str, Any], enabled: set[str], origins: Mapping
                                         message=f'service "{dep}" is disabled by its profiles; enable one '
                                         "of them with --profile"))
                 del services[name]["depends_on"][dep]
+        if services[name].get("depends_on") == {}:
+            del services[name]["depends_on"]
     document["services"] = {n: s for n, s in services.items() if n in enabled}
     return issues
+
+
+def _drop_optional_missing(document: dict[str, Any], warnings: list[str]) -> None:
+    """`required: false` dependencies on services that don't exist are dropped, with a warning."""
+    services = document["services"]
+    for name, svc in services.items():
+        for dep, spec in list((svc.get("depends_on") or {}).items()):
+            if dep not in services and not spec["required"]:
+                warnings.append(f'service "{name}": optional dependency "{dep}" is not defined; ignored')
+                del svc["depends_on"][dep]
+        if svc.get("depends_on") == {}:
+            del svc["depends_on"]
 
 
 def _all_profiles(services: Mapping[str, Any]) -> tuple[str, ...]:
@@ -117,6 +131,7 @@ def load_project(options: LoadOptions) -> Project:
                             origins=ctx.origins)
     document = normalize_document(merged, norm)
     issues += norm.issues + _drop_disabled(document, enabled, ctx.origins)
+    _drop_optional_missing(document, ctx.warnings)
     issues += check_project(document, ctx.origins)
     if issues:
         raise LoadError(issues)

@@ -82,3 +82,11 @@ def test_container_name_with_replicas(write: WriteFn, load: LoadFn) -> None:
     assert _error(write, load, "services:\n  web:\n    image: x\n    container_name: w1\n    scale: 2\n") == (
         "compose.yaml: services.web.container_name: can't be set when the service has more than one replica "
         "(names must be unique)")
+
+
+def test_optional_unknown_dependency_is_dropped_with_a_warning(write: WriteFn, load: LoadFn) -> None:
+    write("compose.yaml", "services:\n  web:\n    image: x\n    depends_on:\n      db: {required: false}\n")
+    project = load()
+    assert project.services["web"].depends_on == {}
+    assert "depends_on" not in project.raw["services"]["web"]
+    assert project.warnings == ('service "web": optional dependency "db" is not defined; ignored',)
