@@ -1,0 +1,1 @@
+"""Networking: IPAM, bridge and macvlan drivers, nftables, embedded DNS, published ports (NetworkService)."""
