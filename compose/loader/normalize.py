@@ -227,7 +227,8 @@ def _file_refs(items: Any, default_dir: str) -> list[dict[str, Any]]:
     refs = []
     for item in items or []:
         ref = {"source": item} if isinstance(item, str) else dict(item)
-        ref.setdefault("target", f"{default_dir}/{ref['source']}")
+        target = str(ref.get("target") or ref["source"])
+        ref["target"] = target if target.startswith("/") else f"{default_dir}/{target}"
         refs.append(ref)
     return refs
 
@@ -246,7 +247,15 @@ def _build(build: Any, base: Path) -> dict[str, Any]:
 def _extra_hosts(value: Any) -> list[str]:
     if isinstance(value, dict):
         return [f"{host}={ip}" for host, ips in value.items() for ip in _as_list(ips)]
-    return [str(v) for v in value]
+    return [_host_entry(str(v)) for v in value]
+
+
+def _host_entry(entry: str) -> str:
+    """'host:ip' (the old form) and 'host=ip' both become 'host=ip', as compose prints them."""
+    if "=" in entry:
+        return entry
+    host, _, address = entry.partition(":")
+    return f"{host}={address}"
 
 
 def _expand_ports(svc: dict[str, Any], ctx: NormalizeContext, name: str) -> list[dict[str, Any]]:

@@ -115,10 +115,10 @@ services:
       timeout: 10s
       start_period: 500ms
       retries: 3
-    secrets: [token, {source: cert, target: /certs/c.pem, mode: "0400"}]
+    secrets: [token, {source: cert, target: /certs/c.pem, mode: "0400"}, {source: token, target: tk}]
     configs: [conf]
     dns: 8.8.8.8
-    extra_hosts: {host.local: 10.0.0.1}
+    extra_hosts: ["host.local:10.0.0.1", "v6:::1", "new=10.0.0.2"]
     stop_grace_period: 90s
   db:
     image: postgres
@@ -205,6 +205,7 @@ def test_volumes_secrets_configs(full: Any, project_dir: Path) -> None:
     assert full.raw["services"]["web"]["secrets"] == [
         {"source": "token", "target": "/run/secrets/token"},
         {"source": "cert", "target": "/certs/c.pem", "mode": "0400"},
+        {"source": "token", "target": "/run/secrets/tk"},
     ]
     assert full.services["web"].secrets[1].mode == 0o400
     assert full.services["web"].configs[0].target == "/conf"
@@ -213,6 +214,6 @@ def test_volumes_secrets_configs(full: Any, project_dir: Path) -> None:
 def test_misc_lists(full: Any) -> None:
     raw = full.raw["services"]["web"]
     assert raw["dns"] == ["8.8.8.8"]
-    assert raw["extra_hosts"] == ["host.local=10.0.0.1"]
+    assert raw["extra_hosts"] == ["host.local=10.0.0.1", "v6=::1", "new=10.0.0.2"]
     assert list(full.raw) == ["name", "services", "networks", "volumes", "secrets", "configs"]
     assert list(raw) == sorted(raw)
