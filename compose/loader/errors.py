@@ -17,8 +17,7 @@ class Issue:
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.file}: {self.path}" if self.path else self.file
-        return f"{where}: {self.message}"
+        return ": ".join(part for part in (self.file, self.path, self.message) if part)
 
 
 class LoadError(ComposeError):

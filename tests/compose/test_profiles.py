@@ -53,3 +53,10 @@ def test_dependency_on_disabled_service(write: WriteFn, load: LoadFn) -> None:
 def test_optional_dependency_on_disabled_service_is_dropped(write: WriteFn, load: LoadFn) -> None:
     write("compose.yaml", FILE.replace("depends_on: [db]", "depends_on: {db: {required: false}}"))
     assert load(profiles=("debug",)).services["admin"].depends_on == {}
+
+
+def test_unknown_targeted_service(write: WriteFn, load: LoadFn) -> None:
+    write("compose.yaml", FILE)
+    with pytest.raises(LoadError) as info:
+        load(services=("nope",))
+    assert str(info.value) == 'no such service: "nope"'
