@@ -117,3 +117,18 @@ def test_console_script(project_dir: Path, write: WriteFn) -> None:
                             text=True, env=env, timeout=60, check=False)
     assert failed.returncode == 1
     assert failed.stderr.strip().endswith("missing.yaml: no such file")
+
+
+def test_config_for_named_services(runner: CliRunner, write: WriteFn) -> None:
+    write("compose.yaml", FILE)
+    result = runner.invoke(main, ["config", "tools", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert list(json.loads(result.output)["services"]) == ["tools"]
+
+
+def test_config_no_interpolate_and_warnings(runner: CliRunner, write: WriteFn) -> None:
+    write("compose.yaml", "services:\n  web:\n    image: nginx:${MISSING}\n")
+    raw = runner.invoke(main, ["config", "--no-interpolate"])
+    assert yaml.safe_load(raw.stdout)["services"]["web"]["image"] == "nginx:${MISSING}"
+    warned = runner.invoke(main, ["config"])
+    assert warned.stderr == 'WARN: The "MISSING" variable is not set. Defaulting to a blank string.\n'
