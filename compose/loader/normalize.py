@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -278,49 +278,61 @@ def _expand_volumes(svc: dict[str, Any], ctx: NormalizeContext, name: str) -> li
     return volumes
 
 
-def normalize_service(name: str, svc: dict[str, Any], ctx: NormalizeContext) -> dict[str, Any]:
-    """Long syntax for one service; problems are added to ctx.issues."""
-    out = {k: v for k, v in svc.items() if k not in ("env_file", "extends")}
+def _strings(value: Any) -> list[str]:
+    return [str(v) for v in _as_list(value)]
+
+
+def _duration(value: Any) -> str:
+    return format_duration(parse_duration(value))
+
+
+def _secret_refs(value: Any) -> list[dict[str, Any]]:
+    return _file_refs(value, "/run/secrets")
+
+
+def _config_refs(value: Any) -> list[dict[str, Any]]:
+    return _file_refs(value, "")
+
+
+# Fields whose long form depends only on their own value.
+_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "command": _command, "entrypoint": _command,
+    "labels": _key_values, "annotations": _key_values, "sysctls": _key_values,
+    "dns": _strings, "dns_search": _strings, "tmpfs": _strings, "expose": _strings,
+    "extra_hosts": _extra_hosts, "stop_grace_period": _duration,
+    "secrets": _secret_refs, "configs": _config_refs,
+}
+# Fields rebuilt from the whole service (or dropped once used).
+_DERIVED = ("env_file", "extends", "depends_on", "networks")
+
+
+def _contextual_fields(name: str, svc: dict[str, Any], ctx: NormalizeContext) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     if "build" in svc:
         out["build"] = _build(svc["build"], ctx.working_dir)
-    for key in ("command", "entrypoint"):
-        if key in svc:
-            out[key] = _command(svc[key])
     if "environment" in svc or "env_file" in svc:
         out["environment"] = _environment(svc, ctx, name)
-    for key in ("labels", "annotations", "sysctls"):
-        if key in svc:
-            out[key] = _key_values(svc[key])
-    for key in ("dns", "dns_search", "tmpfs"):
-        if key in svc:
-            out[key] = [str(v) for v in _as_list(svc[key])]
     if "ports" in svc:
         out["ports"] = _expand_ports(svc, ctx, name)
-    if "expose" in svc:
-        out["expose"] = [str(v) for v in svc["expose"]]
     if "volumes" in svc:
         out["volumes"] = _expand_volumes(svc, ctx, name)
-    depends_on = _depends_on(svc)
-    out.pop("depends_on", None)
-    if depends_on:
-        out["depends_on"] = depends_on
-    networks = _networks(svc)
-    out.pop("networks", None)
-    if networks is not None:
-        out["networks"] = networks
     if "healthcheck" in svc:
         try:
             out["healthcheck"] = _healthcheck(svc["healthcheck"])
         except ValueError as exc:
             ctx.fail(name, "healthcheck", str(exc))
-    if "stop_grace_period" in svc:
-        out["stop_grace_period"] = format_duration(parse_duration(svc["stop_grace_period"]))
-    if "secrets" in svc:
-        out["secrets"] = _file_refs(svc["secrets"], "/run/secrets")
-    if "configs" in svc:
-        out["configs"] = _file_refs(svc["configs"], "")
-    if "extra_hosts" in svc:
-        out["extra_hosts"] = _extra_hosts(svc["extra_hosts"])
+    if depends_on := _depends_on(svc):
+        out["depends_on"] = depends_on
+    if (networks := _networks(svc)) is not None:
+        out["networks"] = networks
+    return out
+
+
+def normalize_service(name: str, svc: dict[str, Any], ctx: NormalizeContext) -> dict[str, Any]:
+    """Long syntax for one service, keys sorted as compose prints them; problems go to ctx.issues."""
+    out = {k: v for k, v in svc.items() if k not in _DERIVED}
+    out.update({key: convert(svc[key]) for key, convert in _FIELDS.items() if key in svc})
+    out.update(_contextual_fields(name, svc, ctx))
     return dict(sorted(out.items()))
 
 
