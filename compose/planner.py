@@ -58,6 +58,15 @@ class ObservedContainer:
     oneoff: bool = False
 
 
+def observe_container(*, id: str, name: str, state: str, labels: Mapping[str, str]) -> ObservedContainer:
+    """An ObservedContainer from what the engine lists (name without a leading '/')."""
+    return ObservedContainer(
+        id=id, name=name.lstrip("/"), service=labels.get(SERVICE_LABEL, ""),
+        number=int(labels.get(NUMBER_LABEL, "0") or 0), config_hash=labels.get(CONFIG_HASH_LABEL, ""),
+        state=ContainerState(state), oneoff=labels.get(ONEOFF_LABEL, "False") == "True",
+    )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UpOptions:
     force_recreate: bool = False

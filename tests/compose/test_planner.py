@@ -23,6 +23,7 @@ from compose.planner import (
     UpOptions,
     container_labels,
     group_by_level,
+    observe_container,
     plan_down,
     plan_up,
 )
@@ -211,3 +212,13 @@ def test_down_reverse_order(app: Project) -> None:
     ]
     assert not any(isinstance(a, RemoveVolume) for a in plan_down(app, observed=observed))
     assert isinstance(actions[0], StopContainer) and isinstance(actions[-2], RemoveNetwork)
+
+
+def test_observe_container_reads_compose_labels(app: Project) -> None:
+    labels = container_labels(app, app.services["db"], number=1)
+    observed = observe_container(id="abc", name="/myapp-db-1", state="exited", labels=labels)
+    assert observed == ObservedContainer(id="abc", name="myapp-db-1", service="db", number=1,
+                                         config_hash=config_hash(app.services["db"]), state=ContainerState.EXITED)
+    plan = plan_up(app, observed=[observed], services=["db"], existing_networks={"myapp_default"},
+                   existing_volumes={"myapp_data"})
+    assert _summary(plan) == [("StartContainer", 1, "myapp-db-1")]
