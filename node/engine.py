@@ -13,6 +13,7 @@ from typing import Any
 
 from node.config import DaemonConfig
 from node.events import EventBus
+from node.network.service import NetworkService
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,8 @@ class Engine:
         config.exec_root.mkdir(parents=True, exist_ok=True, mode=0o711)
         # Subsystems: each owner adds its line here, in dependency order.
         self._subsystems: list[Any] = []
+        self.networks = NetworkService(config)
+        self._subsystems.append(self.networks)
 
     async def start(self) -> None:
         for sub in self._subsystems:

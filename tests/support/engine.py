@@ -32,6 +32,10 @@ class EngineProcess:
         self.sock = self.base / "pynode.sock"
         self.host = f"unix://{self.sock}"
         self.log_path = self.base / "daemon.log"
+        # Each daemon gets its own nftables table (and so its own default bridge, `<table>0`): parallel
+        # daemons never share or remove each other's rules and links.
+        if "--nft-table" not in extra_args:
+            extra_args = ("--nft-table", self.base.name, *extra_args)
         self.extra_args = extra_args
         self.env = {**os.environ, **(env or {}), "PYNODE_HOST": self.host}
         self.proc: subprocess.Popen[bytes] | None = None
