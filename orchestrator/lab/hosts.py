@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import json
 import os
 import re
 import subprocess
@@ -45,6 +46,19 @@ def find_overlaps(subnet: str) -> list[str]:
             if iface.network.overlaps(network):
                 found.append(f"{msg.get_attr('IFA_LABEL')} {iface}")
     return found
+
+
+def find_forward_drops() -> list[str]:
+    """Forward-hook chains with policy drop in the root namespace (Docker sets one): with
+    bridge-nf-call-iptables=1 they also drop traffic between hosts on the lab bridge."""
+    try:
+        result = subprocess.run(["nft", "-j", "list", "chains"], capture_output=True, text=True, check=False)
+        items = json.loads(result.stdout or "{}").get("nftables", [])
+    except (OSError, ValueError):
+        return []
+    chains = [item["chain"] for item in items if "chain" in item]
+    return [f"{c['family']} {c['table']} {c['name']}" for c in chains
+            if c.get("hook") == "forward" and c.get("policy") == "drop"]
 
 
 def ensure_bridge(state: LabState) -> None:

@@ -98,10 +98,18 @@ class Lab:
             self.progress(host.name, f"namespace {host.netns}, eth0 {host.address}/{self.state.prefixlen}")
         for host in self.state.hosts:
             self._spawn(host)
+        self._warn_forward_drops()
         deadline = time.monotonic() + timeout
         for host in self.hosts:
             proc.wait_ready(host, _pid(host), deadline=deadline)
             self.progress(host.name, f"engine ready on {host.socket} (pid {host.pid})")
+
+    def _warn_forward_drops(self) -> None:
+        for chain in net.find_forward_drops():
+            self.progress("-", f"warning: forward chain {chain} has policy drop; with bridge-nf-call-iptables=1 "
+                          f"it drops traffic between lab hosts unless it accepts `iifname {self.state.bridge} "
+                          f"oifname {self.state.bridge}` (e.g. `iptables -I DOCKER-USER -i {self.state.bridge} "
+                          f"-o {self.state.bridge} -j ACCEPT`)")
 
     # --- reading ----------------------------------------------------------------------------------
     @property

@@ -153,3 +153,19 @@ def test_up_failing_midway_removes_what_it_made(lab_spot: LabSpot, tmp_path: Pat
     with pytest.raises(LabError, match="exited at start:\n.*cannot start"):
         Lab.up(2, name=lab_spot.name, subnet=lab_spot.subnet, state_dir=lab_spot.state_root, pynode=broken)
     assert lab_spot.leftovers() == []
+
+
+def test_a_forward_drop_policy_is_found_so_up_can_warn_about_it(lab_spot: LabSpot) -> None:
+    ns = f"{lab_spot.name}-h1"  # named like a lab host, so the fixture's sweep removes it if this test fails
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        nft = ["ip", "netns", "exec", ns, "nft"]
+        subprocess.run([*nft, "add table inet t"], check=True)
+        subprocess.run([*nft, "add chain inet t fw { type filter hook forward priority 0; policy drop; }"],
+                       check=True)
+        probe = "from orchestrator.lab.hosts import find_forward_drops; print(find_forward_drops())"
+        out = subprocess.run(["ip", "netns", "exec", ns, PYTHON, "-c", probe], capture_output=True, text=True,
+                             check=True).stdout
+        assert out.strip() == "['inet t fw']"
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
