@@ -18,7 +18,7 @@ from pathlib import Path
 
 from node.client import EngineClient
 from orchestrator.lab.errors import LabError
-from orchestrator.lab.hosts import mount_points
+from orchestrator.lab.hosts import is_mount_point, mount_points
 from orchestrator.lab.state import LabHost
 
 MNT_DETACH = 2
@@ -26,7 +26,7 @@ MNT_DETACH = 2
 
 def nsenter_argv(host: LabHost, cmd: Iterable[str]) -> list[str]:
     """argv running `cmd` in the host's network and UTS namespaces (the mount namespace is the machine's)."""
-    uts = [f"--uts={host.uts_path}"] if host.uts_path.exists() else []
+    uts = [f"--uts={host.uts_path}"] if is_mount_point(host.uts_path) else []
     return ["nsenter", f"--net={host.netns_path}", *uts, "--", *cmd]
 
 
