@@ -284,10 +284,16 @@ class NetworkService:
             if network.driver in ("host", "null"):
                 endpoint = Endpoint(id=secrets.token_hex(32), network_id=network.id)
             else:
-                if not record.sandbox or not is_namespace(Path(record.sandbox)):
+                made_sandbox = not record.sandbox or not is_namespace(Path(record.sandbox))
+                if made_sandbox:
                     record = replace(record, sandbox=str(self.create_sandbox(container_id)))
-                endpoint = self._plug(record, network, aliases=tuple(aliases), ipv4_address=ipv4_address,
-                                      mac_address=mac_address)
+                try:
+                    endpoint = self._plug(record, network, aliases=tuple(aliases), ipv4_address=ipv4_address,
+                                          mac_address=mac_address)
+                except Exception:
+                    if made_sandbox and not record.endpoints:
+                        self.release(container_id)
+                    raise
             record = replace(record, endpoints=(*record.endpoints, endpoint))
             self._save_container(record)
             self._sync_rules()
@@ -596,9 +602,9 @@ class NetworkService:
     def _sync_rules(self) -> None:
         bridges = [nft.BridgeRules(iface=n.iface, subnet=str(n.ipam.subnet), internal=n.internal,
                                    masquerade=n.options.get(MASQ_OPT, "true") != "false")
-                   for n in self._networks.values() if n.driver == "bridge" and n.iface and n.ipam]
+                   for n in self.list_networks() if n.driver == "bridge" and n.iface and n.ipam]
         rules = []
-        for record in self._containers.values():
+        for record in sorted(self._containers.values(), key=lambda r: r.container_id):
             target = self._port_target(record)
             if target is None:
                 continue

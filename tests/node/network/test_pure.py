@@ -1,0 +1,94 @@
+"""Pure parts of networking: `-p` parsing, the nftables script, the DNS wire format and resolver."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from ipaddress import IPv4Address
+
+import pytest
+
+from node.errors import InvalidArgument
+from node.network import dns
+from node.network.nft import BridgeRules, PortRule, render_table
+from node.network.ports import PortBinding, normalize, parse_port_spec
+
+
+def test_port_specs() -> None:
+    assert parse_port_spec("8080:80") == [PortBinding(container_port=80, proto="tcp", host_port=8080)]
+    assert parse_port_spec("127.0.0.1:8080:80/udp") == [
+        PortBinding(container_port=80, proto="udp", host_ip="127.0.0.1", host_port=8080)]
+    assert [(b.host_port, b.container_port) for b in parse_port_spec("8080-8082:80-82")] == [
+        (8080, 80), (8081, 81), (8082, 82)]
+    assert parse_port_spec("80") == [PortBinding(container_port=80, proto="tcp")]
+    assert parse_port_spec("127.0.0.1::80") == [PortBinding(container_port=80, proto="tcp", host_ip="127.0.0.1")]
+    for bad in ("8080-8082:80-81", "x:80", "70000:80", "80/sctp"):
+        with pytest.raises(InvalidArgument):
+            parse_port_spec(bad)
+
+
+def test_api_bindings_normalize() -> None:
+    assert normalize({"HostIp": "", "HostPort": "", "ContainerPort": "80/udp"}) == PortBinding(
+        container_port=80, proto="udp")
+    with pytest.raises(InvalidArgument):
+        normalize({"ContainerPort": 80, "Protocol": "icmp"})
+
+
+def test_nft_script_replaces_only_our_table() -> None:
+    script = render_table(
+        "pnx", [BridgeRules(iface="br-a", subnet="10.1.0.0/24"),
+                BridgeRules(iface="br-b", subnet="10.2.0.0/24", internal=True)],
+        [PortRule(host_ip="127.0.0.1", host_port=18080, proto="tcp", container_ip="10.1.0.2", container_port=80,
+                  iface="br-a", container_id="c" * 64)])
+    lines = script.splitlines()
+    assert lines[:3] == ["table inet pnx", "delete table inet pnx", "table inet pnx {"]
+    assert "flush ruleset" not in script and script.count("table inet") == 3
+    assert 'ip daddr 127.0.0.1 tcp dport 18080 dnat ip to 10.1.0.2:80 comment "cccccccccccc"' in script
+    assert 'ip saddr 10.1.0.0/24 oifname != "br-a" masquerade' in script
+    assert 'ip saddr 10.2.0.0/24 oifname != "br-b" masquerade' not in script  # internal: no outbound
+    assert 'iifname "br-b" drop' in script
+    assert 'iifname { "br-a", "br-b" } oifname { "br-a", "br-b" } drop' in script
+
+
+def test_dns_wire_roundtrip() -> None:
+    query = dns.build_query("web", ident=7)
+    question = dns.parse_question(query)
+    assert question is not None and question.name == "web" and question.qtype == dns.TYPE_A
+    reply = dns.build_response(query, question, rcode=0, addresses=[IPv4Address("10.1.0.2")])
+    assert reply[:2] == query[:2]
+    assert dns.parse_answers(reply) == (0, [IPv4Address("10.1.0.2")])
+    assert dns.parse_question(b"\x00" * 5) is None
+
+
+def test_resolver_answers_refuses_and_forwards() -> None:
+    table = {"web": [IPv4Address("10.1.0.2")]}
+    upstream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    upstream.bind(("127.0.0.1", 0))
+    port = upstream.getsockname()[1]
+
+    async def scenario() -> list[tuple[int, list[IPv4Address]]]:
+        loop = asyncio.get_running_loop()
+        resolver = dns.Resolver(lambda _cid, name: table.get(name), lambda: [("127.0.0.1", port)])
+
+        def fake_upstream() -> None:
+            data, addr = upstream.recvfrom(512)
+            question = dns.parse_question(data)
+            assert question is not None
+            upstream.sendto(dns.build_response(data, question, rcode=0, addresses=[IPv4Address("192.0.2.9")]), addr)
+
+        served = loop.run_in_executor(None, fake_upstream)
+        out = []
+        for name, qtype in (("web", dns.TYPE_A), ("WEB.", dns.TYPE_A), ("web", dns.TYPE_AAAA),
+                            ("nosuch", dns.TYPE_A), ("example.org", dns.TYPE_A)):
+            reply = await resolver.answer("c1", dns.build_query(name, qtype))
+            assert reply is not None
+            out.append(dns.parse_answers(reply))
+        await served
+        return out
+
+    try:
+        results = asyncio.run(scenario())
+    finally:
+        upstream.close()
+    assert results == [(0, [IPv4Address("10.1.0.2")]), (0, [IPv4Address("10.1.0.2")]), (0, []), (3, []),
+                       (0, [IPv4Address("192.0.2.9")])]
