@@ -13,6 +13,7 @@ from typing import Any
 
 from node.config import DaemonConfig
 from node.events import EventBus
+from node.images.store import ImageStore
 from node.network.service import NetworkService
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,8 @@ class Engine:
         config.exec_root.mkdir(parents=True, exist_ok=True, mode=0o711)
         # Subsystems: each owner adds its line here, in dependency order.
         self._subsystems: list[Any] = []
+        self.images = ImageStore(config.data_root, events=self.events)
+        self._subsystems.append(self.images)
         self.networks = NetworkService(config)
         self._subsystems.append(self.networks)
 
@@ -69,6 +72,14 @@ class Engine:
         for sub in self._subsystems:
             if hasattr(sub, "info_fields"):
                 fields.update(sub.info_fields())
+        return fields
+
+    def disk_usage(self) -> dict[str, Any]:
+        """`/system/df`: Docker's fields. Subsystems contribute through `df_fields()`."""
+        fields: dict[str, Any] = {"LayersSize": 0, "Images": [], "Containers": [], "Volumes": [], "BuildCache": []}
+        for sub in self._subsystems:
+            if hasattr(sub, "df_fields"):
+                fields.update(sub.df_fields())
         return fields
 
 

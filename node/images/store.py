@@ -1,0 +1,817 @@
+"""The image store: content-addressed blobs, OCI configs and manifests, tags, and refcounted layers.
+
+On disk under `<data-root>/image/`: `blobs/sha256/<hex>` (configs and manifests), `imagedb/<hex>.json`
+(one file per image: its manifest digest), `layerdb/<chain-hex>/{layer.json,tar-split}` (a layer's diff
+id, parent, sizes and the record to rebuild its tar), `layerdb/refcounts.json` (chain id -> image ids),
+`repositories.json` (tags, Docker's format) and `tmp/` (spooled uploads). Layer files live in the
+overlay2 driver's directories, one per chain id.
+
+Writes follow one order so that a failure at any point leaves the store as it was: layers are
+extracted into a staging dir and renamed into place only once their digests check out; then blobs
+(temp file + rename), then the image record and refcounts, and tags last. A load that fails removes
+the layers it had created (those no other image or in-flight load holds).
+
+Thread-safe: metadata changes take one store lock; extraction takes a per-layer lock only, so two loads
+sharing a layer extract it once and different layers in parallel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from node.errors import Conflict, EngineFailure, InvalidArgument, NotFound
+from node.events import EventBus
+from node.fsutil import read_json, write_bytes_atomic, write_json_atomic
+from node.images import archive, bootstrap
+from node.images.filters import filter_images
+from node.images.model import (
+    MEDIA_OCI_CONFIG,
+    MEDIA_OCI_LAYER,
+    MEDIA_OCI_MANIFEST,
+    Image,
+    Layer,
+    chain_ids_of,
+    go_arch,
+    hex_of,
+    sha256_digest,
+)
+from node.images.refs import id_prefix, is_full_id, parse_reference, short_id, split_familiar
+from node.images.storage.overlay2 import Overlay2Driver, backing_filesystem
+from node.images.streams import HashingReader, Readable, decompressed
+from node.images.tarformat import BadLayer
+from node.images.tarsplit import iter_layer_tar
+from node.images.unpack import UnpackResult, unpack_layer
+
+log = logging.getLogger(__name__)
+
+InUseChecker = Callable[[str], list[str]]
+
+
+# --- progress events (the API turns them into Docker's JSON stream) ------------------------------
+@dataclass(frozen=True, slots=True)
+class LayerProgress:
+    layer: str      # short id shown next to the bar
+    current: int
+    total: int
+    done: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StatusLine:
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImageLoaded:
+    image_id: str
+    tag: str | None
+
+
+StoreEvent = LayerProgress | StatusLine | ImageLoaded
+
+
+@dataclass
+class _Txn:
+    """Layers one operation holds (kept from removal) and those it created (removed if it fails)."""
+
+    held: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+
+
+class ImageStore:
+    """Images and layers of one data root. Public methods raise NotFound/InvalidArgument/Conflict."""
+
+    def __init__(self, data_root: Path, *, events: EventBus | None = None) -> None:
+        self.root = data_root / "image"
+        self.blobs = self.root / "blobs" / "sha256"
+        self.imagedb = self.root / "imagedb"
+        self.layerdb = self.root / "layerdb"
+        self.tmp = self.root / "tmp"
+        for path in (self.blobs, self.imagedb, self.layerdb, self.tmp):
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.driver = Overlay2Driver(data_root / "overlay2")
+        self.events = events
+        self._lock = threading.RLock()
+        self._layer_locks: dict[str, threading.Lock] = {}
+        self._pending: Counter[str] = Counter()
+        self._in_use: InUseChecker = lambda _image_id: []
+        self._images: dict[str, Image] = {}
+        self._tags: dict[str, str] = {}
+        self._layers: dict[str, Layer] = {}
+        self._refs: dict[str, set[str]] = {}
+        self._open()
+
+    # --- the interface containers and the builder use --------------------------------------------
+    def set_in_use_checker(self, checker: InUseChecker) -> None:
+        """`checker(image_id)` returns the ids of containers using the image; rmi/prune consult it."""
+        self._in_use = checker
+
+    def resolve(self, ref: str) -> Image:
+        """A tag (`busybox`, `busybox:1`, `docker.io/library/busybox:latest`), a full id or an id prefix.
+
+        NotFound("No such image: ref"); InvalidArgument for an ambiguous id prefix.
+        """
+        with self._lock:
+            image_id = self._find_id(ref)
+            return self._with_tags(self._images[image_id])
+
+    def images(self) -> list[Image]:
+        """Every image, newest first."""
+        with self._lock:
+            found = [self._with_tags(image) for image in self._images.values()]
+        return sorted(found, key=lambda image: (image.created, image.id), reverse=True)
+
+    def list_images(self, filters: Mapping[str, Sequence[str]] | None = None) -> list[Image]:
+        """`docker images --filter ...`: see node.images.filters."""
+        return filter_images(self.images(), filters or {}, resolve=self.resolve)
+
+    def layer(self, chain_id: str) -> Layer:
+        with self._lock:
+            if chain_id not in self._layers:
+                raise NotFound(f"no such layer: {chain_id}")
+            return self._layers[chain_id]
+
+    def layer_diff_dirs(self, image: Image) -> list[Path]:
+        """The image's layer `diff` directories, bottom layer first (overlay's lowerdir wants them reversed)."""
+        return [self.driver.diff_dir(hex_of(chain)) for chain in image.chain_ids]
+
+    def create_rw_layer(self, layer_id: str, image: Image | None) -> None:
+        """A writable layer `overlay2/<layer_id>` on top of `image` (or empty): see Overlay2Driver."""
+        parents = [hex_of(chain) for chain in reversed(image.chain_ids)] if image else []
+        self.driver.create_rw_layer(layer_id, parents)
+
+    def create_layer_from_tar(self, stream: Readable, parent_chain_id: str | None) -> Layer:
+        """Register a layer from its tar (plain or gzip) on top of `parent_chain_id` (None: a base layer).
+
+        For the builder: follow with `commit()`. A layer no image references is collected at daemon start.
+        """
+        if parent_chain_id is not None:
+            self.layer(parent_chain_id)
+        txn = _Txn()
+        try:
+            return self._add_layer_from(stream, parent=parent_chain_id, expected=None, txn=txn)
+        finally:
+            self._release(txn)
+
+    def commit(self, config: dict[str, Any], *, tags: Sequence[str] = ()) -> Image:
+        """Make an image from an OCI config whose `rootfs.diff_ids` name registered layers; tag it."""
+        config_bytes = json.dumps(config, separators=(",", ":"), sort_keys=True).encode()
+        image = self._register(config_bytes)
+        for tag in tags:
+            self.tag(image.id, tag)
+        return self.resolve(image.id)
+
+    # --- load / import / save ------------------------------------------------------------------
+    def load(self, fh: IO[bytes]) -> Iterator[StoreEvent]:
+        """Load a docker-archive or OCI layout tar (gzip or plain, seekable). All or nothing."""
+        plain = self._seekable_plain(fh)
+        try:
+            reader = archive.ArchiveReader(plain)
+            plans = archive.read_archive(reader)
+            yield from self._load_plans(reader, plans)
+        finally:
+            if plain is not fh:
+                plain.close()
+
+    def import_rootfs(self, stream: Readable, *, tag: str | None, message: str = "") -> Image:
+        """`docker import`: a rootfs tar (plain or gzip) becomes a one-layer image."""
+        tag_ref = parse_reference(tag).familiar if tag else None
+        now = _rfc3339(time.time())
+        txn = _Txn()
+        try:
+            layer = self._add_layer_from(stream, parent=None, expected=None, txn=txn)
+            config = {
+                "architecture": go_arch(), "os": "linux", "created": now, "config": {},
+                "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
+                "history": [{"created": now, "comment": message or "Imported from -"}],
+            }
+            image = self._register(json.dumps(config, separators=(",", ":")).encode())
+        except BaseException:
+            self._rollback(txn)
+            raise
+        finally:
+            self._release(txn)
+        if tag_ref:
+            self.tag(image.id, tag_ref)
+        self._publish("import", image.id)
+        return self.resolve(image.id)
+
+    def save(self, refs: Sequence[str]) -> Iterator[bytes]:
+        """The tar bytes of `docker save REF...`. Resolves every name before the first byte."""
+        if not refs:
+            raise InvalidArgument("save: no image named")
+        wanted = self._save_selection(refs)
+        with self._lock:
+            chains = [c for image, _tags in wanted for c in image.chain_ids]
+            txn = _Txn(held=chains)
+            self._pending.update(chains)
+        items = [self._save_image(image, tags) for image, tags in wanted]
+
+        def stream() -> Iterator[bytes]:
+            try:
+                yield from archive.iter_save_archive(items)
+            finally:
+                self._release(txn)
+        for image, _tags in wanted:
+            self._publish("save", image.id)
+        return stream()
+
+    def bootstrap(self, name: str) -> Iterator[StoreEvent]:
+        """`pynode image bootstrap busybox[:TAG] | debian:SUITE`: a base image with no registry."""
+        ref = parse_reference(name).with_default_tag()
+        kind = ref.familiar_name
+        if kind not in bootstrap.KINDS:
+            raise InvalidArgument(f"cannot bootstrap {name!r}: known bases are {', '.join(bootstrap.KINDS)}")
+        fd, tmp_name = tempfile.mkstemp(prefix="bootstrap-", suffix=".tar", dir=self.tmp)
+        os.close(fd)
+        tar_path = Path(tmp_name)
+        try:
+            result = bootstrap.Result()
+            for line in bootstrap.build(kind, ref.tag or "latest", tar_path, result):
+                yield StatusLine(line)
+            yield StatusLine("Registering the root filesystem as a layer")
+            with open(tar_path, "rb") as fh:
+                image = self._import_with_config(fh, result.config, tag=ref.familiar)
+            yield ImageLoaded(image.id, ref.familiar)
+        finally:
+            tar_path.unlink(missing_ok=True)
+
+    # --- tags and removal ------------------------------------------------------------------------
+    def tag(self, source: str, target: str) -> None:
+        """`docker tag SOURCE TARGET`; moving a tag leaves the old image dangling, as Docker does."""
+        target_ref = parse_reference(target)
+        if target_ref.digest:
+            raise InvalidArgument(f"refusing to create a tag with a digest reference: {target}")
+        if is_full_id(target) and target_ref.tag is None:
+            raise InvalidArgument(f"invalid reference format: repository name ({target}) cannot be a 64-byte hex")
+        with self._lock:
+            image_id = self._find_id(source)
+            self._tags[target_ref.familiar] = image_id
+            self._write_tags()
+        self._publish("tag", image_id, name=target_ref.familiar)
+
+    def remove(self, ref: str, *, force: bool = False) -> list[dict[str, str]]:
+        """`docker rmi`: [{"Untagged": tag}, ..., {"Deleted": id}, ...] in Docker's order."""
+        with self._lock:
+            image_id = self._find_id(ref)
+            tags = self._tags_of(image_id)
+            by_tag = self._tag_of_ref(ref)
+            if by_tag is not None and by_tag in tags:
+                return self._remove_by_tag(image_id, by_tag, force=force)
+            return self._remove_by_id(image_id, tags, force=force)
+
+    def prune(self, *, all_images: bool = False) -> dict[str, Any]:
+        """`docker image prune [-a]`: dangling (or all unused) images; returns Docker's prune response."""
+        deleted: list[dict[str, str]] = []
+        reclaimed = 0
+        with self._lock:
+            for image in list(self._images.values()):
+                tags = self._tags_of(image.id)
+                if (tags and not all_images) or self._in_use(image.id):
+                    continue
+                before = self._layers_size()
+                deleted += [{"Untagged": t} for t in tags]
+                for t in tags:
+                    self._tags.pop(t, None)
+                deleted += self._delete_image(image.id)
+                reclaimed += before - self._layers_size()
+            self._write_tags()
+        return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
+
+    # --- reports ---------------------------------------------------------------------------------
+    def info_fields(self) -> dict[str, Any]:
+        with self._lock:
+            count = len(self._images)
+        return {"Images": count, "DriverStatus": [
+            ["Backing Filesystem", backing_filesystem(self.driver.root)], ["Supports d_type", "true"],
+            ["Using metacopy", "false"], ["Native Overlay Diff", "true"], ["userxattr", "false"],
+        ]}
+
+    def df_fields(self) -> dict[str, Any]:
+        """`/system/df`'s image part: LayersSize and per-image SharedSize/Containers."""
+        from node.images import views
+
+        with self._lock:
+            images = [self._with_tags(image) for image in self._images.values()]
+            users: Counter[str] = Counter(c for image in images for c in image.chain_ids)
+            rows = []
+            for image in images:
+                shared = sum(self._layers[c].size for c in image.chain_ids if users[c] > 1)
+                rows.append(views.summary(image, containers=len(self._in_use(image.id)), shared_size=shared))
+            return {"LayersSize": self._layers_size(), "Images": rows}
+
+    def graph_driver(self, image: Image) -> dict[str, Any]:
+        """Docker's GraphDriver block: the top layer's dirs, LowerDir the others (nearest first)."""
+        dirs = list(reversed(self.layer_diff_dirs(image)))
+        data: dict[str, str] = {}
+        if dirs:
+            top = dirs[0].parent
+            if dirs[1:]:
+                data["LowerDir"] = ":".join(str(d) for d in dirs[1:])
+            data.update(MergedDir=str(top / "merged"), UpperDir=str(dirs[0]), WorkDir=str(top / "work"))
+        return {"Name": self.driver.name, "Data": data}
+
+    def layer_sizes(self, image: Image) -> list[int]:
+        with self._lock:
+            return [self._layers[c].size for c in image.chain_ids]
+
+    # === internals ================================================================================
+    def _open(self) -> None:
+        self.driver.clean_stale()
+        for leftover in self.tmp.iterdir():
+            _remove_path(leftover)
+        self._read_layers()
+        self._read_images()
+        self._tags = {tag: image_id for repo in (read_json(self._repositories_path(), {}) or {})
+                      .get("Repositories", {}).values() for tag, image_id in repo.items()
+                      if image_id in self._images}
+        self._collect_orphans()
+
+    def _repositories_path(self) -> Path:
+        return self.root / "repositories.json"
+
+    def _refcounts_path(self) -> Path:
+        return self.layerdb / "refcounts.json"
+
+    def _read_layers(self) -> None:
+        for entry in self.layerdb.iterdir():
+            meta = read_json(entry / "layer.json") if entry.is_dir() and not entry.name.startswith(".") else None
+            if entry.is_dir() and entry.name.startswith("."):
+                _remove_path(entry)
+            if meta is None or not self.driver.has_layer(entry.name):
+                continue
+            self._layers[meta["chain_id"]] = Layer(
+                chain_id=meta["chain_id"], diff_id=meta["diff_id"], parent=meta.get("parent"),
+                size=meta["size"], tar_size=meta["tar_size"])
+        refs = read_json(self._refcounts_path(), {}) or {}
+        self._refs = {chain: set(ids) for chain, ids in refs.items() if chain in self._layers}
+
+    def _read_images(self) -> None:
+        for entry in self.imagedb.glob("*.json"):
+            record = read_json(entry)
+            image_id = f"sha256:{entry.stem}"
+            try:
+                config_bytes = (self.blobs / entry.stem).read_bytes()
+                self._images[image_id] = self._image_from(config_bytes, record["manifest"])
+            except (OSError, KeyError, ValueError, NotFound) as exc:
+                log.warning("dropping unreadable image %s: %s", image_id, exc)
+
+    def _collect_orphans(self) -> None:
+        """Layers no image references (an interrupted load, a builder layer never committed)."""
+        live = {c for image in self._images.values() for c in image.chain_ids}
+        for chain in list(self._layers):
+            if chain not in live:
+                self._drop_layer(chain)
+        for layer_id in self.driver.layer_ids():
+            if len(layer_id) == 64 and f"sha256:{layer_id}" not in self._layers and \
+                    not (self.driver.layer_dir(layer_id) / "merged").exists():
+                self.driver.remove_layer(layer_id)
+        self._write_refcounts()
+
+    def _image_from(self, config_bytes: bytes, manifest_digest: str) -> Image:
+        config = json.loads(config_bytes)
+        diff_ids = tuple((config.get("rootfs") or {}).get("diff_ids") or [])
+        chains = tuple(chain_ids_of(diff_ids))
+        missing = [c for c in chains if c not in self._layers]
+        if missing:
+            raise NotFound(f"layer {missing[0]} is not in the store")
+        return Image(
+            id=sha256_digest(config_bytes), config=config, diff_ids=diff_ids, chain_ids=chains,
+            created=str(config.get("created") or ""), size=sum(self._layers[c].size for c in chains),
+            manifest_digest=manifest_digest,
+        )
+
+    # --- resolving --------------------------------------------------------------------------------
+    def _find_id(self, ref: str) -> str:
+        if is_full_id(ref):
+            image_id = "sha256:" + ref.removeprefix("sha256:")
+            if image_id in self._images:
+                return image_id
+            raise NotFound(f"No such image: {ref}")
+        tag = self._tag_of_ref(ref)
+        if tag is not None and tag in self._tags:
+            return self._tags[tag]
+        prefix = id_prefix(ref)
+        if prefix:
+            matches = [i for i in self._images if i[len("sha256:"):].startswith(prefix)]
+            if len(matches) > 1:
+                raise InvalidArgument(f"ambiguous image ID prefix {ref!r}: it matches {len(matches)} images")
+            if matches:
+                return matches[0]
+        raise NotFound(f"No such image: {ref}")
+
+    @staticmethod
+    def _tag_of_ref(ref: str) -> str | None:
+        try:
+            parsed = parse_reference(ref)
+        except InvalidArgument:
+            return None
+        return None if parsed.digest else parsed.familiar
+
+    def _tags_of(self, image_id: str) -> list[str]:
+        return sorted(t for t, i in self._tags.items() if i == image_id)
+
+    def _with_tags(self, image: Image) -> Image:
+        return replace(image, repo_tags=tuple(self._tags_of(image.id)))
+
+    # --- loading ---------------------------------------------------------------------------------
+    def _seekable_plain(self, fh: IO[bytes]) -> IO[bytes]:
+        """The archive uncompressed: gzip input is inflated into a temp file once, for random access."""
+        head = fh.read(2)
+        fh.seek(0)
+        if head != b"\x1f\x8b":
+            return fh
+        out = tempfile.TemporaryFile(dir=self.tmp)
+        try:
+            source = decompressed(fh)
+            while chunk := source.read(1 << 20):
+                out.write(chunk)
+        except ValueError as exc:
+            out.close()
+            raise archive.BadArchive(f"invalid archive: {exc}") from None
+        out.seek(0)
+        return out
+
+    def _load_plans(self, reader: archive.ArchiveReader, plans: list[archive.ArchiveImage]) -> Iterator[StoreEvent]:
+        for plan in plans:
+            _check_plan(plan)
+        txn = _Txn()
+        try:
+            for plan in plans:
+                yield from self._stage_layers(reader, plan, txn)
+            images = [self._register(plan.config) for plan in plans]
+        except BaseException:
+            self._rollback(txn)
+            raise
+        finally:
+            self._release(txn)
+        for plan, image in zip(plans, images, strict=True):
+            for tag in plan.tags:
+                self.tag(image.id, tag)
+            self._publish("load", image.id)
+            for tag in plan.tags or (None,):
+                yield ImageLoaded(image.id, tag)
+
+    def _stage_layers(self, reader: archive.ArchiveReader, plan: archive.ArchiveImage,
+                      txn: _Txn) -> Iterator[StoreEvent]:
+        diff_ids = json.loads(plan.config)["rootfs"]["diff_ids"]
+        chains = chain_ids_of(diff_ids)
+        for index, (source, diff_id) in enumerate(zip(plan.layers, diff_ids, strict=True)):
+            parent = chains[index - 1] if index else None
+            label = short_id(diff_id)
+            if self._hold_existing(chains[index], txn):
+                yield LayerProgress(label, source.size, source.size, done=True)
+                continue
+            yield from self._extract_with_progress(reader, source, diff_id=diff_id, parent=parent, txn=txn)
+
+    def _extract_with_progress(self, reader: archive.ArchiveReader, source: archive.LayerSource, *,
+                               diff_id: str, parent: str | None, txn: _Txn) -> Iterator[StoreEvent]:
+        counted = HashingReader(reader.section(source))
+        label = short_id(diff_id)
+        worker = _Worker(lambda: self._add_layer_from(
+            counted, parent=parent, expected=diff_id, txn=txn, blob_digest=source.blob_digest, name=source.member))
+        worker.start()
+        try:
+            while not worker.wait(0.2):
+                yield LayerProgress(label, counted.count, source.size)
+        finally:
+            worker.wait(None)
+        worker.result()
+        yield LayerProgress(label, source.size, source.size, done=True)
+
+    def _hold_existing(self, chain: str, txn: _Txn) -> bool:
+        with self._lock:
+            self._hold(chain, txn)
+            return chain in self._layers
+
+    def _add_layer_from(self, stream: Readable, *, parent: str | None, expected: str | None, txn: _Txn,
+                        blob_digest: str | None = None, name: str = "layer") -> Layer:
+        """Extract into staging, verify, and register; reuses an existing identical layer.
+
+        When the diff id is known beforehand the layer's lock is held during extraction, so concurrent
+        loads of one layer extract it once; otherwise a lost rename race discards the later copy.
+        """
+        known = _chain_of(parent, expected) if expected else None
+        if known is not None:
+            self._hold(known, txn)
+        with self._layer_lock(known) if known else contextlib.nullcontext():
+            if known is not None and known in self._layers:
+                return self._layers[known]
+            compressed = stream if isinstance(stream, HashingReader) else HashingReader(stream)
+            staging = self.driver.new_staging()
+            try:
+                result = self._unpack(compressed, staging / "diff", name)
+                _verify_layer(result, compressed, expected=expected, blob_digest=blob_digest, name=name)
+                chain = _chain_of(parent, result.diff_id)
+                if known is None:
+                    self._hold(chain, txn)
+                with self._layer_lock(chain) if known is None else contextlib.nullcontext():
+                    if chain in self._layers:
+                        self.driver.discard_staging(staging)
+                        return self._layers[chain]
+                    layer = Layer(chain_id=chain, diff_id=result.diff_id, parent=parent, size=result.size,
+                                  tar_size=result.tar_size)
+                    self._place_layer(staging, layer, result.tarsplit)
+                    with self._lock:
+                        self._layers[chain] = layer
+                        txn.created.append(chain)
+            except BaseException:
+                self.driver.discard_staging(staging)
+                raise
+        return layer
+
+    def _hold(self, chain: str, txn: _Txn) -> None:
+        with self._lock:
+            self._pending[chain] += 1
+            txn.held.append(chain)
+
+    def _unpack(self, compressed: HashingReader, diff: Path, name: str) -> UnpackResult:
+        try:
+            return unpack_layer(decompressed(compressed), diff)
+        except BadLayer as exc:
+            raise BadLayer(f"invalid layer {name}: {exc}") from None
+        except ValueError as exc:
+            raise BadLayer(f"invalid layer {name}: {exc}") from None
+        except OSError as exc:
+            raise EngineFailure(f"extracting layer {name}: {exc}") from None
+
+    def _place_layer(self, staging: Path, layer: Layer, tarsplit: bytes) -> None:
+        meta_dir = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.layerdb))
+        final_meta = self.layerdb / hex_of(layer.chain_id)
+        try:
+            (meta_dir / "tar-split").write_bytes(tarsplit)
+            write_json_atomic(meta_dir / "layer.json", {
+                "chain_id": layer.chain_id, "diff_id": layer.diff_id, "parent": layer.parent,
+                "size": layer.size, "tar_size": layer.tar_size})
+            _remove_path(final_meta)
+            os.rename(meta_dir, final_meta)
+            parents = self._parents_of(layer)
+            self.driver.commit_staging(staging, hex_of(layer.chain_id), parents)
+        except BaseException:
+            _remove_path(meta_dir)
+            _remove_path(final_meta)
+            raise
+
+    def _parents_of(self, layer: Layer) -> list[str]:
+        parents = []
+        parent = layer.parent
+        while parent is not None:
+            parents.append(hex_of(parent))
+            parent = self._layers[parent].parent
+        return parents
+
+    @contextlib.contextmanager
+    def _layer_lock(self, chain: str) -> Iterator[None]:
+        with self._lock:
+            lock = self._layer_locks.setdefault(chain, threading.Lock())
+        with lock:
+            yield
+
+    def _import_with_config(self, fh: Readable, config: dict[str, Any], *, tag: str) -> Image:
+        txn = _Txn()
+        try:
+            layer = self._add_layer_from(fh, parent=None, expected=None, txn=txn)
+            config = {**config, "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]}}
+            image = self._register(json.dumps(config, separators=(",", ":"), sort_keys=True).encode())
+        except BaseException:
+            self._rollback(txn)
+            raise
+        finally:
+            self._release(txn)
+        self.tag(image.id, tag)
+        return image
+
+    # --- registering and removing ----------------------------------------------------------------
+    def _register(self, config_bytes: bytes) -> Image:
+        """Write the config and manifest blobs and the image record; add the layers' refcounts."""
+        image_id = sha256_digest(config_bytes)
+        with self._lock:
+            if image_id in self._images:
+                return self._images[image_id]
+            image = self._image_from(config_bytes, "")
+            manifest = self._manifest_of(image, config_bytes)
+            manifest_digest = self._write_blob(manifest)
+            self._write_blob(config_bytes)
+            write_json_atomic(self.imagedb / f"{hex_of(image_id)}.json", {"manifest": manifest_digest})
+            image = replace(image, manifest_digest=manifest_digest)
+            self._images[image_id] = image
+            for chain in image.chain_ids:
+                self._refs.setdefault(chain, set()).add(image_id)
+            self._write_refcounts()
+            return image
+
+    def _manifest_of(self, image: Image, config_bytes: bytes) -> bytes:
+        layers = [{"mediaType": MEDIA_OCI_LAYER, "digest": self._layers[c].diff_id, "size": self._layers[c].tar_size}
+                  for c in image.chain_ids]
+        manifest = {"schemaVersion": 2, "mediaType": MEDIA_OCI_MANIFEST, "config": {
+            "mediaType": MEDIA_OCI_CONFIG, "digest": image.id, "size": len(config_bytes)}, "layers": layers}
+        return json.dumps(manifest, separators=(",", ":")).encode()
+
+    def _write_blob(self, data: bytes) -> str:
+        digest = sha256_digest(data)
+        path = self.blobs / hex_of(digest)
+        if not path.exists():
+            write_bytes_atomic(path, data)
+        return digest
+
+    def _remove_by_tag(self, image_id: str, tag: str, *, force: bool) -> list[dict[str, str]]:
+        self._tags.pop(tag)
+        self._write_tags()
+        self._publish("untag", image_id, name=tag)
+        out = [{"Untagged": tag}]
+        if not self._tags_of(image_id) and not self._in_use(image_id):
+            out += self._delete_image(image_id)
+        return out
+
+    def _remove_by_id(self, image_id: str, tags: list[str], *, force: bool) -> list[dict[str, str]]:
+        users = self._in_use(image_id)
+        if not force and users:
+            raise Conflict(f"conflict: unable to delete {short_id(image_id)} (must be forced) - "
+                           f"image is being used by container {users[0][:12]}")
+        if not force and len(tags) > 1:
+            raise Conflict(f"conflict: unable to delete {short_id(image_id)} (must be forced) - "
+                           "image is referenced in multiple repositories")
+        for tag in tags:
+            self._tags.pop(tag)
+            self._publish("untag", image_id, name=tag)
+        self._write_tags()
+        out = [{"Untagged": t} for t in tags]
+        if not users:
+            out += self._delete_image(image_id)
+        return out
+
+    def _delete_image(self, image_id: str) -> list[dict[str, str]]:
+        image = self._images.pop(image_id)
+        (self.imagedb / f"{hex_of(image_id)}.json").unlink(missing_ok=True)
+        for digest in (image_id, image.manifest_digest):
+            if digest:
+                (self.blobs / hex_of(digest)).unlink(missing_ok=True)
+        out = [{"Deleted": image_id}]
+        for chain in reversed(image.chain_ids):
+            refs = self._refs.get(chain, set())
+            refs.discard(image_id)
+            if not refs and not self._pending[chain]:
+                self._drop_layer(chain)
+                out.append({"Deleted": chain})
+        self._write_refcounts()
+        self._publish("delete", image_id)
+        return out
+
+    def _drop_layer(self, chain: str) -> None:
+        self.driver.remove_layer(hex_of(chain))
+        _remove_path(self.layerdb / hex_of(chain))
+        self._layers.pop(chain, None)
+        self._refs.pop(chain, None)
+
+    def _release(self, txn: _Txn) -> None:
+        with self._lock:
+            self._pending.subtract(txn.held)
+            self._pending = +self._pending
+            txn.held.clear()
+
+    def _rollback(self, txn: _Txn) -> None:
+        """Remove the layers this operation created that nothing else holds or references."""
+        self._release(txn)
+        with self._lock:
+            for chain in reversed(txn.created):
+                if not self._refs.get(chain) and not self._pending[chain] and chain in self._layers:
+                    self._drop_layer(chain)
+            self._pending = +self._pending
+            self._write_refcounts()
+
+    def _write_refcounts(self) -> None:
+        refs = {chain: sorted(ids) for chain, ids in sorted(self._refs.items()) if ids}
+        if refs or self._refcounts_path().exists():
+            write_json_atomic(self._refcounts_path(), refs)
+
+    def _write_tags(self) -> None:
+        repos: dict[str, dict[str, str]] = {}
+        for tag, image_id in sorted(self._tags.items()):
+            repos.setdefault(split_familiar(tag)[0], {})[tag] = image_id
+        write_json_atomic(self._repositories_path(), {"Repositories": repos})
+
+    def _layers_size(self) -> int:
+        return sum(layer.size for layer in self._layers.values())
+
+    # --- saving ----------------------------------------------------------------------------------
+    def _save_selection(self, refs: Sequence[str]) -> list[tuple[Image, list[str]]]:
+        """(image, tags to name it by) per distinct image, in the order first named."""
+        selected: dict[str, list[str]] = {}
+        with self._lock:
+            for ref in refs:
+                for image_id, tag in self._save_targets(ref):
+                    tags = selected.setdefault(image_id, [])
+                    if tag and tag not in tags:
+                        tags.append(tag)
+            return [(self._with_tags(self._images[i]), tags) for i, tags in selected.items()]
+
+    def _save_targets(self, ref: str) -> list[tuple[str, str | None]]:
+        tag = self._tag_of_ref(ref)
+        if tag is not None and tag in self._tags:
+            return [(self._tags[tag], tag)]
+        with contextlib.suppress(InvalidArgument):
+            parsed = parse_reference(ref)
+            if parsed.tag is None and parsed.digest is None:
+                repo_tags = [t for t in sorted(self._tags) if split_familiar(t)[0] == parsed.familiar_name]
+                if repo_tags:
+                    return [(self._tags[t], t) for t in repo_tags]
+        return [(self._find_id(ref), None)]
+
+    def _save_image(self, image: Image, tags: list[str]) -> archive.SaveImage:
+        layers = tuple(self._save_layer(chain) for chain in image.chain_ids)
+        config = (self.blobs / hex_of(image.id)).read_bytes()
+        manifest = (self.blobs / hex_of(image.manifest_digest)).read_bytes()
+        return archive.SaveImage(config, manifest, tuple(tags), layers)
+
+    def _save_layer(self, chain: str) -> archive.SaveLayer:
+        layer = self._layers[chain]
+        diff = self.driver.diff_dir(hex_of(chain))
+        tarsplit_path = self.layerdb / hex_of(chain) / "tar-split"
+
+        def chunks() -> Iterable[bytes]:
+            return iter_layer_tar(tarsplit_path.read_bytes(), diff)
+        return archive.SaveLayer(layer.diff_id, layer.tar_size, chunks)
+
+    def _publish(self, action: str, image_id: str, *, name: str | None = None) -> None:
+        if self.events is not None:
+            self.events.publish(type_="image", action=action, actor_id=image_id,
+                                attributes={"name": name} if name else None)
+
+
+class _Worker(threading.Thread):
+    """Runs one extraction while the caller's generator reports its progress."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        super().__init__(daemon=True)
+        self._fn = fn
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._value = self._fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            self._error = exc
+
+    def wait(self, timeout: float | None) -> bool:
+        self.join(timeout)
+        return not self.is_alive()
+
+    def result(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def _check_plan(plan: archive.ArchiveImage) -> None:
+    try:
+        config = json.loads(plan.config)
+        diff_ids = config["rootfs"]["diff_ids"]
+    except (ValueError, KeyError, TypeError):
+        raise archive.BadArchive("invalid archive: image config without rootfs.diff_ids") from None
+    if not isinstance(diff_ids, list) or len(diff_ids) != len(plan.layers):
+        raise archive.BadArchive(
+            f"invalid archive: config names {len(diff_ids)} layers but the manifest lists {len(plan.layers)}")
+    for diff_id in diff_ids:
+        try:
+            hex_of(diff_id)
+        except (ValueError, AttributeError):
+            raise archive.BadArchive(f"invalid archive: bad diff id {diff_id!r}") from None
+
+
+def _verify_layer(result: UnpackResult, compressed: HashingReader, *, expected: str | None,
+                  blob_digest: str | None, name: str) -> None:
+    compressed.drain()
+    if expected is not None and result.diff_id != expected:
+        raise BadLayer(f"invalid layer {name}: content does not match its digest "
+                       f"(expected {expected}, got {result.diff_id})")
+    if blob_digest is not None and compressed.digest != blob_digest and result.diff_id != blob_digest:
+        raise BadLayer(f"invalid layer {name}: blob does not match its digest {blob_digest}")
+
+
+def _chain_of(parent: str | None, diff_id: str) -> str:
+    return diff_id if parent is None else sha256_digest(f"{parent} {diff_id}".encode())
+
+
+def _rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _remove_path(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
