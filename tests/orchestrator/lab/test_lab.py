@@ -169,3 +169,14 @@ def test_a_forward_drop_policy_is_found_so_up_can_warn_about_it(lab_spot: LabSpo
         assert out.strip() == "['inet t fw']"
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def test_an_engines_network_lives_inside_its_host_and_goes_with_the_lab(lab_spot: LabSpot) -> None:
+    lab = lab_spot.up(1)
+    created = lab.exec("h1", "pynode", "network", "create", "front")
+    assert created.returncode == 0, created.stderr
+    bridge = f"br-{created.stdout.strip()[:12]}"
+    assert bridge in lab.exec("h1", "ip", "-br", "link").stdout
+    assert bridge not in subprocess.run(["ip", "-br", "link"], capture_output=True, text=True, check=True).stdout
+    lab.down()
+    assert lab_spot.leftovers() == []
