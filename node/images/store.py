@@ -146,12 +146,7 @@ class ImageStore:
 
     def layer_diff_dirs(self, image: Image) -> list[Path]:
         """The image's layer `diff` directories, bottom layer first (overlay's lowerdir wants them reversed)."""
-        return [self.driver.diff_dir(hex_of(chain)) for chain in image.chain_ids]
-
-    def create_rw_layer(self, layer_id: str, image: Image | None) -> None:
-        """A writable layer `overlay2/<layer_id>` on top of `image` (or empty): see Overlay2Driver."""
-        parents = [hex_of(chain) for chain in reversed(image.chain_ids)] if image else []
-        self.driver.create_rw_layer(layer_id, parents)
+        return self.driver.layer_diff_dirs(image)
 
     def create_layer_from_tar(self, stream: Readable, parent_chain_id: str | None) -> Layer:
         """Register a layer from its tar (plain or gzip) on top of `parent_chain_id` (None: a base layer).

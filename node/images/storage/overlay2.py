@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from node.errors import EngineFailure, InvalidArgument, NotFound
+from node.images.model import Image, hex_of
 
 _LAYER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -101,8 +102,13 @@ class Overlay2Driver:
         return [e.name for e in self.root.iterdir() if e.name != "l" and not e.name.startswith(".")]
 
     # --- writable layers ------------------------------------------------------------------------
-    def create_rw_layer(self, layer_id: str, parents: Sequence[str]) -> None:
-        """`<id>/{diff,work,merged}`, `link`, and `lower` naming `parents` (the image's chain ids, top first)."""
+    def create_rw_layer(self, layer_id: str, image: Image | None) -> None:
+        """`<id>/{diff,work,merged}`, `link`, and `lower` naming the image's layers (top first); no lower
+        without an image. `layer_id`: letters, digits, `_.-` (a container id). InvalidArgument if it exists."""
+        self.create_layer_on(layer_id, [hex_of(c) for c in reversed(image.chain_ids)] if image else [])
+
+    def create_layer_on(self, layer_id: str, parents: Sequence[str]) -> None:
+        """A writable layer over the read-only layers `parents` (overlay2 directory names, top first)."""
         target = self.layer_dir(layer_id)
         if target.exists():
             raise InvalidArgument(f"layer {layer_id} already exists")
@@ -142,7 +148,16 @@ class Overlay2Driver:
             self._run(["umount", str(merged)])
 
     def remove_rw_layer(self, layer_id: str) -> None:
+        """Unmount, then remove the layer's directory and its `l/` link; idempotent."""
         self.remove_layer(layer_id)
+
+    def layer_diff_dirs(self, image: Image) -> list[Path]:
+        """The image's layer `diff` directories, bottom layer first (overlay's lowerdir lists them reversed)."""
+        return [self.diff_dir(hex_of(chain)) for chain in image.chain_ids]
+
+    def rw_layer_size(self, layer_id: str) -> int:
+        """Bytes written into a writable layer (Docker's SizeRw)."""
+        return self.dir_size(layer_id)
 
     def dir_size(self, layer_id: str) -> int:
         """Content bytes under the layer's diff (regular files, hard links once; whiteouts are 0)."""
