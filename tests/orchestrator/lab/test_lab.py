@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.lab import Lab, LabError
-from tests.orchestrator.lab.conftest import LabSpot
+from tests.support.lab import LabSpot
 
 pytestmark = [pytest.mark.privileged, pytest.mark.lab]
 
