@@ -6,6 +6,8 @@
     lab.kill("h2"); lab.start("h2")      # a crash, and a restart on the same data root
     lab.down()                           # removes every namespace, link, mount, process and file
 
+`with Lab.up(...) as lab:` removes the lab on the way out.
+
 Every change is recorded in the lab's state file first, so `Lab.remove(name, state_dir)` (what
 `pyswarm lab down` runs) can clean up after a crash or a half-made `up`.
 """
@@ -66,10 +68,19 @@ class Lab:
         lab = cls(state, pynode=pynode, progress=progress)
         try:
             lab._build(timeout=timeout)
-        except BaseException:
-            lab.down()
+        except BaseException as exc:
+            try:
+                lab.down()
+            except LabError as cleanup:
+                exc.add_note(f"removing the half-made lab also failed: {cleanup}")
             raise
         return lab
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
 
     @classmethod
     def open(cls, *, name: str = DEFAULT_NAME, state_dir: Path = DEFAULT_STATE_ROOT,

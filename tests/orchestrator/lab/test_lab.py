@@ -180,3 +180,9 @@ def test_an_engines_network_lives_inside_its_host_and_goes_with_the_lab(lab_spot
     assert bridge not in subprocess.run(["ip", "-br", "link"], capture_output=True, text=True, check=True).stdout
     lab.down()
     assert lab_spot.leftovers() == []
+
+
+def test_a_lab_used_as_a_context_manager_is_removed_on_exit(lab_spot: LabSpot) -> None:
+    with lab_spot.up(1) as lab:
+        assert lab.is_running("h1") and not lab.is_cut("h1")
+    assert lab_spot.leftovers() == []
