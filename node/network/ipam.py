@@ -31,10 +31,10 @@ class IpamConfig:
     ip_range: IPv4Network | None = None
 
     def to_docker(self) -> dict[str, str]:
-        out = {"Subnet": str(self.subnet), "Gateway": str(self.gateway)}
+        out = {"Subnet": str(self.subnet)}
         if self.ip_range is not None:
             out["IPRange"] = str(self.ip_range)
-        return out
+        return out | {"Gateway": str(self.gateway)}  # Docker's field order
 
 
 DEFAULT_POOLS: tuple[AddressPool, ...] = (
