@@ -16,7 +16,7 @@ router = APIRouter()
 
 
 def _service(request: Request) -> NetworkService:
-    service: NetworkService = engine_of(request).networks  # type: ignore[attr-defined]
+    service: NetworkService = engine_of(request).networks
     return service
 
 
@@ -30,24 +30,30 @@ def _filters(raw: str | None) -> dict[str, list[str]]:
     return {k: (list(v) if isinstance(v, list) else [k2 for k2, on in v.items() if on]) for k, v in data.items()}
 
 
+def _label_matches(labels: dict[str, str], want: str) -> bool:
+    key, eq, value = want.partition("=")
+    return key in labels and (not eq or labels[key] == value)
+
+
+def _matches_one(network: Network, key: str, value: str) -> bool:
+    if key == "name":
+        return value in network.name
+    if key == "id":
+        return network.id.startswith(value)
+    if key == "driver":
+        return network.driver == value
+    if key == "scope":
+        return value == "local"
+    if key == "type":
+        return value == ("builtin" if network.is_predefined else "custom")
+    if key == "label":
+        return _label_matches(network.labels, value)
+    raise InvalidArgument(f"invalid filter '{key}'")
+
+
 def _matches(network: Network, filters: dict[str, list[str]]) -> bool:
-    checks = {
-        "name": lambda v: v in network.name,
-        "id": lambda v: network.id.startswith(v),
-        "driver": lambda v: network.driver == v,
-        "scope": lambda v: v == "local",
-        "type": lambda v: v == ("builtin" if network.is_predefined else "custom"),
-        "label": lambda v: v.partition("=")[0] in network.labels
-        and (not v.partition("=")[1] or network.labels[v.partition("=")[0]] == v.partition("=")[2]),
-    }
-    for key, values in filters.items():
-        if key == "dangling":
-            continue
-        if key not in checks:
-            raise InvalidArgument(f"invalid filter '{key}'")
-        if not any(checks[key](v) for v in values):
-            return False
-    return True
+    return all(any(_matches_one(network, key, v) for v in values)
+               for key, values in filters.items() if key != "dangling")
 
 
 @router.get("/networks")
