@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Request, Response
 
 from node.api.app import engine_of
-from node.errors import InvalidArgument
+from node.errors import InvalidArgument, NotFound
 from node.network.model import Network
 from node.network.service import NetworkService
 
@@ -100,6 +100,12 @@ def remove_network(request: Request, ref: str) -> Response:
     return Response(status_code=204)
 
 
+def _known(request: Request, container: str) -> None:
+    """Without the container service's own connect, only a full ID with a sandbox of ours is accepted."""
+    if _service(request).sandbox_path(container) is None:
+        raise NotFound(f"No such container: {container}")
+
+
 @router.post("/networks/{ref}/connect")
 def connect(request: Request, ref: str, body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
     """Connect a container: it must exist in the engine's container service, which owns its sandbox."""
@@ -114,6 +120,7 @@ def connect(request: Request, ref: str, body: dict[str, Any] = Body(...)) -> Res
         containers.connect_network(container, ref, aliases=settings.get("Aliases") or (),
                                    ipv4_address=ipam.get("IPv4Address") or None)
     else:
+        _known(request, container)
         _service(request).connect(container, ref, aliases=settings.get("Aliases") or (),
                                   ipv4_address=ipam.get("IPv4Address") or None)
     return Response(status_code=200)
@@ -129,6 +136,7 @@ def disconnect(request: Request, ref: str, body: dict[str, Any] = Body(...)) -> 
     if containers is not None and hasattr(containers, "disconnect_network"):
         containers.disconnect_network(container, ref, force=bool(body.get("Force")))
     else:
+        _known(request, container)
         _service(request).disconnect(container, ref, force=bool(body.get("Force")))
     return Response(status_code=200)
 

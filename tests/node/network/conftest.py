@@ -174,3 +174,17 @@ def _force_clean(h: Harness, seen: set[str]) -> None:
         mount_point = line.split()[1]
         if str(h.base) in mount_point and is_namespace(Path(mount_point)):
             remove_namespace(Path(mount_point))
+
+
+@pytest.fixture
+def client_ns() -> Iterator[Client]:
+    """One client namespace (another machine) joined to the host by a veth; removed afterwards."""
+    token = secrets.token_hex(4)
+    base = Path(tempfile.mkdtemp(prefix=f"pnc{token}", dir="/tmp"))
+    client = make_client(base, token, "c")
+    try:
+        yield client
+    finally:
+        subprocess.run(["ip", "link", "del", client.host_ifname], capture_output=True, check=False)
+        remove_namespace(client.path)
+        shutil.rmtree(base, ignore_errors=True)
