@@ -29,7 +29,7 @@ class Engine:
         self._subsystems: list[Any] = []
         self.images = ImageStore(config.data_root, events=self.events)
         self._subsystems.append(self.images)
-        self.networks = NetworkService(config)
+        self.networks = NetworkService(config, events=self.events)
         self._subsystems.append(self.networks)
 
     async def start(self) -> None:

@@ -35,6 +35,7 @@ from typing import Any
 
 from node.config import DaemonConfig
 from node.errors import Conflict, InvalidArgument, NodeError, NotFound
+from node.events import EventBus
 from node.fsutil import read_json, write_json_atomic
 from node.network import dns, links, nft, ports
 from node.network.ipam import IpamConfig, allocate_address, mac_for, parse_pools, plan_ipam
@@ -51,8 +52,9 @@ _DRIVERS = ("bridge", "macvlan")
 
 
 class NetworkService:
-    def __init__(self, config: DaemonConfig) -> None:
+    def __init__(self, config: DaemonConfig, *, events: EventBus | None = None) -> None:
         self.config = config
+        self.events = events
         self.state_dir = config.data_root / "network"
         self.netns_dir = config.exec_root / "netns"
         self.table = config.nft_table
@@ -147,6 +149,7 @@ class NetworkService:
             except Exception:
                 self._drop_network(network)
                 raise
+            self._emit("create", network)
             return network
 
     def _check_new_name(self, name: str) -> None:
@@ -186,6 +189,7 @@ class NetworkService:
                                f"endpoints ({', '.join(r.name or r.container_id[:12] for r in users)})")
             self._drop_network(network)
             self._sync_rules()
+            self._emit("destroy", network)
 
     def prune(self, *, labels: Sequence[str] = ()) -> list[str]:
         """Remove user-defined networks that no container uses (and that carry every given label)."""
@@ -197,6 +201,7 @@ class NetworkService:
                 if not all(_label_matches(network.labels, want) for want in labels):
                     continue
                 self._drop_network(network)
+                self._emit("destroy", network)
                 removed.append(network.name)
             self._sync_rules()
         return removed
@@ -298,6 +303,7 @@ class NetworkService:
             self._save_container(record)
             self._sync_rules()
             self._ensure_dns(record)
+            self._emit("connect", network, container_id)
             return self.endpoint_settings(record, endpoint)
 
     def _check_connect(self, record: ContainerNet, network: Network, *, aliases: tuple[str, ...],
@@ -370,6 +376,7 @@ class NetworkService:
             self._sync_rules()
             if not any(self._networks[ep.network_id].has_dns for ep in rest if ep.network_id in self._networks):
                 self._close_dns(container_id)
+            self._emit("disconnect", network, container_id)
 
     def _reroute(self, sandbox: Path, endpoints: Sequence[Endpoint]) -> None:
         for ep in endpoints:
@@ -459,6 +466,8 @@ class NetworkService:
                 for endpoint in record.endpoints:
                     with contextlib.suppress(NodeError):
                         self._unplug(sandbox, endpoint)
+                    if endpoint.network_id in self._networks:
+                        self._emit("disconnect", self._networks[endpoint.network_id], container_id)
             self._close_dns(container_id)
             remove_namespace(self.netns_dir / container_id)
             self._containers.pop(container_id, None)
@@ -559,6 +568,11 @@ class NetworkService:
         future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._loop)
         future.add_done_callback(_log_failure)
 
+    def _emit(self, action: str, network: Network, container_id: str | None = None) -> None:
+        if self.events is not None:
+            self.events.publish(type_="network", action=action, actor_id=network.id,
+                                attributes=_attributes(network, container_id))
+
     # --- kernel state ----------------------------------------------------------------------------
     def _ensure_predefined(self) -> None:
         for name, driver in (("host", "host"), ("none", "null")):
@@ -641,6 +655,11 @@ class NetworkService:
     def _save_container(self, record: ContainerNet) -> None:
         write_json_atomic(self.state_dir / "containers" / f"{record.container_id}.json", record.to_json())
         self._containers[record.container_id] = record
+
+
+def _attributes(network: Network, container_id: str | None = None) -> dict[str, str]:
+    attrs = {"name": network.name, "type": network.driver}
+    return attrs | ({"container": container_id} if container_id else {})
 
 
 def bip_ipam(bip: str) -> IpamConfig:
