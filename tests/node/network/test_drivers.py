@@ -90,6 +90,8 @@ def test_published_ports_from_loopback_other_hosts_and_other_containers(harness:
     other = h.service.create_network(f"q{h.token}")
     _, peer, _ = h.sandbox(other.name, name="peer")
     assert _wget(peer, f"http://{client.host_ip}:{any_port}/") == "published"
+    _, neighbour, _ = h.sandbox(net.name, name="neighbour")  # same bridge: hairpin NAT brings replies back
+    assert _wget(neighbour, f"http://{client.host_ip}:{any_port}/") == "published"
     # the same port again, from one of ours or from any process, is refused and nothing stays held
     with pytest.raises(Conflict, match=f"Bind for 0.0.0.0:{any_port} failed: port is already allocated"):
         h.service.publish(web_id, [{"HostPort": str(any_port), "ContainerPort": 81}])
