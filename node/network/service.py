@@ -76,12 +76,16 @@ class NetworkService:
     def _start_sync(self) -> None:
         with self._lock:
             self._load()
-            write_sysctl(None, "net.ipv4.ip_forward", "1")
-            self._ensure_predefined()
-            for network in list(self._networks.values()):
-                if network.driver == "bridge" and network.name != DEFAULT_BRIDGE:
-                    self._ensure_bridge(network)
-            self._sync_rules()
+            try:
+                write_sysctl(None, "net.ipv4.ip_forward", "1")
+                self._ensure_predefined()
+                for network in list(self._networks.values()):
+                    if network.driver == "bridge" and network.name != DEFAULT_BRIDGE:
+                        self._ensure_bridge(network)
+                self._sync_rules()
+            except Exception:
+                self._teardown_if_unused()  # a daemon that fails to start leaves no bridge behind
+                raise
             for record in list(self._containers.values()):
                 self._revive(record)
             drops = nft.foreign_forward_drops(self.table)
@@ -103,12 +107,16 @@ class NetworkService:
                 for sock in socks:
                     sock.close()
             self._port_socks.clear()
-            if self._containers:
-                return
-            for network in self._networks.values():
-                if network.driver == "bridge" and network.iface:
-                    links.delete_link(network.iface)
-            nft.delete_table(self.table)
+            self._teardown_if_unused()
+
+    def _teardown_if_unused(self) -> None:
+        """With no container networking left, remove our bridges and nft table (start() re-makes them)."""
+        if self._containers:
+            return
+        for network in self._networks.values():
+            if network.driver == "bridge" and network.iface:
+                links.delete_link(network.iface)
+        nft.delete_table(self.table)
 
     def restore(self, running: Sequence[tuple[str, int | None]]) -> None:
         """Reconcile with the containers the engine adopted: keep those with a pid, release the rest."""
