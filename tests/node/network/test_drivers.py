@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -195,3 +196,34 @@ def test_restart_reconciles_rules_and_listeners_and_restore_frees_the_gone(harne
     assert after == rules and after.count("dnat ip to") == 1
     assert nslookup(keep, "gone") == []
     assert nslookup(keep, "keep") == [keep_ep["IPAddress"]]
+
+
+UDP_ECHO = """
+import socket
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind(("0.0.0.0", 5353))
+while True:
+    data, peer = sock.recvfrom(512)
+    sock.sendto(b"echo:" + data, peer)
+"""
+
+
+def test_udp_port_published_on_loopback(harness: Harness) -> None:
+    h = harness
+    net = h.service.create_network(f"u{h.token}")
+    cid, box, _ = h.sandbox(net.name, name="udp")
+    h.procs.append(subprocess.Popen(["nsenter", f"--net={box}", sys.executable, "-c", UDP_ECHO]))
+    bound = h.service.publish(cid, [{"HostIp": "127.0.0.1", "HostPort": "", "ContainerPort": 5353,
+                                     "Protocol": "udp"}])
+    port = int(bound[0]["HostPort"])
+    reply = b""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(0.3)
+        for _ in range(20):
+            sock.sendto(b"ping-udp", ("127.0.0.1", port))
+            try:
+                reply = sock.recv(512)
+                break
+            except TimeoutError:
+                continue
+    assert reply == b"echo:ping-udp"
