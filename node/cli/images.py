@@ -295,7 +295,7 @@ def load(state: CliState, input_: Path | None, quiet: bool) -> None:
     fh: IO[bytes] = open(input_, "rb") if input_ else sys.stdin.buffer  # noqa: SIM115
     try:
         messages = state.client.stream_json("POST", "/images/load", params={"quiet": "1" if quiet else "0"},
-                                            content=_file_chunks(fh))
+                                            content=fh if input_ else _file_chunks(fh))
         render_progress(messages, quiet=quiet)
     finally:
         if input_:
@@ -396,7 +396,8 @@ def import_(state: CliState, source: str, repository: str | None, message: str) 
             params["tag"] = tag_part
     fh: IO[bytes] = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115
     try:
-        for msg in state.client.stream_json("POST", "/images/create", params=params, content=_file_chunks(fh)):
+        body = _file_chunks(fh) if source == "-" else fh
+        for msg in state.client.stream_json("POST", "/images/create", params=params, content=body):
             if "status" in msg:
                 click.echo(msg["status"])
     finally:

@@ -104,7 +104,7 @@ def _build_debian(suite: str, tar_path: Path, result: Result) -> Iterator[str]:
     mmdebstrap = shutil.which("mmdebstrap")
     if mmdebstrap is None:
         raise EngineFailure("cannot bootstrap debian: mmdebstrap is not installed (apt-get install mmdebstrap)")
-    argv = [mmdebstrap, "--variant=minbase", *_apt_hooks(), suite, str(tar_path)]
+    argv = [mmdebstrap, "--variant=minbase", "--skip=output/dev", *_apt_hooks(), suite, str(tar_path)]
     yield f"Running {' '.join(argv[:2])} {suite} (about a minute)"
     last: list[str] = []
     with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
