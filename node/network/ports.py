@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import socket
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from node.errors import Conflict, InvalidArgument
@@ -91,3 +92,29 @@ def reserve(binding: PortBinding) -> tuple[socket.socket, int]:
                                   "of this host") from exc
         raise Conflict(f"Bind for {address}:{binding.host_port} failed: port is already allocated") from exc
     return sock, sock.getsockname()[1]
+
+
+def plan_bindings(specs: Sequence[str], *, exposed: Sequence[str] = (), publish_all: bool = False) -> list[
+        dict[str, object]]:
+    """`-p` specs plus, with `-P`, every EXPOSEd port ("80/tcp") not already published, on a random host
+    port: the list `NetworkService.publish` takes."""
+    bindings = [b for spec in specs for b in parse_port_spec(spec)]
+    if publish_all:
+        have = {(b.container_port, b.proto) for b in bindings}
+        for item in exposed:
+            port, _, proto = item.partition("/")
+            key = (int(port), proto or "tcp")
+            if key not in have:
+                bindings.append(PortBinding(container_port=key[0], proto=key[1]))
+                have.add(key)
+    return [b.to_docker() for b in bindings]
+
+
+def port_lines(published: Sequence[Mapping[str, object]], *, private: str | None = None) -> list[str]:
+    """`pynode port` lines ("80/tcp -> 0.0.0.0:8080"), optionally only for PRIVATE_PORT[/PROTO]."""
+    lines = []
+    for item in published:
+        key = f"{item['ContainerPort']}/{item['Protocol']}"
+        if private is None or private in (key, str(item["ContainerPort"])):
+            lines.append(f"{key} -> {item['HostIp'] or '0.0.0.0'}:{item['HostPort']}")
+    return lines

@@ -92,3 +92,16 @@ def test_resolver_answers_refuses_and_forwards() -> None:
         upstream.close()
     assert results == [(0, [IPv4Address("10.1.0.2")]), (0, [IPv4Address("10.1.0.2")]), (0, []), (3, []),
                        (0, [IPv4Address("192.0.2.9")])]
+
+
+def test_plan_bindings_with_publish_all_and_port_lines() -> None:
+    from node.network.ports import plan_bindings, port_lines
+
+    planned = plan_bindings(["8080:80"], exposed=["80/tcp", "53/udp"], publish_all=True)
+    assert planned == [
+        {"HostIp": "", "HostPort": "8080", "ContainerPort": 80, "Protocol": "tcp"},
+        {"HostIp": "", "HostPort": "", "ContainerPort": 53, "Protocol": "udp"}]
+    published = [{"HostIp": "0.0.0.0", "HostPort": "8080", "ContainerPort": 80, "Protocol": "tcp"},
+                 {"HostIp": "127.0.0.1", "HostPort": "40000", "ContainerPort": 53, "Protocol": "udp"}]
+    assert port_lines(published) == ["80/tcp -> 0.0.0.0:8080", "53/udp -> 127.0.0.1:40000"]
+    assert port_lines(published, private="53/udp") == ["53/udp -> 127.0.0.1:40000"]
