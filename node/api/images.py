@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ async def load_images(request: Request, quiet: bool = False) -> Response:
     store = store_of(request)
     path = await _spool(request, store)
 
-    def events() -> Iterator[StoreEvent]:
+    def events() -> Generator[StoreEvent, None, None]:
         try:
             with open(path, "rb") as fh:
                 yield from store.load(fh)
@@ -69,7 +69,7 @@ async def create_image(request: Request, fromSrc: str | None = None, fromImage: 
     target = f"{repo}:{tag}" if repo and tag else repo
     path = await _spool(request, store)
 
-    def events() -> Iterator[StoreEvent]:
+    def events() -> Generator[StoreEvent, None, None]:
         try:
             with open(path, "rb") as fh:
                 image = store.import_rootfs(fh, tag=target, message=message)
@@ -145,7 +145,7 @@ def _tar_response(chunks: Iterator[bytes]) -> StreamingResponse:
     return StreamingResponse(chunks, media_type="application/x-tar")
 
 
-async def _progress_response(events: Iterator[StoreEvent], *, quiet: bool) -> Response:
+async def _progress_response(events: Generator[StoreEvent, None, None], *, quiet: bool) -> Response:
     """Run the first step before answering, so early failures keep their HTTP status."""
     try:
         first = await run_in_threadpool(next, events, None)

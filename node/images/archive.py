@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from node.errors import InvalidArgument
+from node.errors import EngineFailure, InvalidArgument
 from node.images.model import (
     MEDIA_OCI_INDEX,
     MEDIA_OCI_MANIFEST,
@@ -332,7 +332,7 @@ def _stream_member(name: str, size: int, chunks: Iterable[bytes], mtime: int) ->
         sent += len(chunk)
         yield chunk
     if sent != size:
-        raise InvalidArgument(f"layer {name}: {sent} bytes where {size} were expected")
+        raise EngineFailure(f"layer {name}: {sent} bytes where {size} were expected")
     pad = -size % tarfile.BLOCKSIZE
     if pad:
         yield bytes(pad)

@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -224,7 +224,7 @@ class ImageStore:
             self._publish("save", image.id)
         return stream()
 
-    def bootstrap(self, name: str) -> Iterator[StoreEvent]:
+    def bootstrap(self, name: str) -> Generator[StoreEvent, None, None]:
         """`pynode image bootstrap busybox[:TAG] | debian:SUITE`: a base image with no registry."""
         ref = parse_reference(name).with_default_tag()
         kind = ref.familiar_name
@@ -457,8 +457,10 @@ class ImageStore:
             for tag in plan.tags:
                 self.tag(image.id, tag)
             self._publish("load", image.id)
-            for tag in plan.tags or (None,):
-                yield ImageLoaded(image.id, tag)
+            if not plan.tags:
+                yield ImageLoaded(image.id, None)
+            for loaded_tag in plan.tags:
+                yield ImageLoaded(image.id, loaded_tag)
 
     def _stage_layers(self, reader: archive.ArchiveReader, plan: archive.ArchiveImage,
                       txn: _Txn) -> Iterator[StoreEvent]:

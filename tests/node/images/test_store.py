@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from node.errors import InvalidArgument, NotFound
+from node.errors import Conflict, InvalidArgument, NotFound
 from node.images.store import ImageStore
 from tests.node.images.archives import d, docker_archive, f, layer_tar
 
@@ -99,3 +99,18 @@ def test_whiteout_dirs_are_real_overlay_whiteouts(tmp_path: Path) -> None:
     image = store.images()[0]
     st = os.lstat(store.layer_diff_dirs(image)[1] / "x")
     assert stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def test_images_in_use_are_kept_unless_forced(tmp_path: Path) -> None:
+    store = ImageStore(tmp_path / "root")
+    _load(store, tmp_path, docker_archive([layer_tar([f("a", b"1")])], tags=["used:1"]))
+    image = store.resolve("used:1")
+    store.set_in_use_checker(lambda image_id: ["c0ffee" * 10] if image_id == image.id else [])
+    with pytest.raises(Conflict, match="being used by container c0ffeec0ffee"):
+        store.remove(image.id)
+    assert store.prune(all_images=True)["ImagesDeleted"] is None
+    assert store.remove(image.id, force=True) == [{"Untagged": "used:1"}]
+    assert store.resolve(image.id).repo_tags == ()  # kept, dangling, while the container exists
+    store.set_in_use_checker(lambda _image_id: [])
+    deleted = store.prune()["ImagesDeleted"]
+    assert {"Deleted": image.id} in deleted
