@@ -274,13 +274,20 @@ class NetworkService:
         return Path(record.sandbox) if record and record.sandbox else None
 
     def remove_sandbox(self, container_id: str) -> None:
-        """Unmount and unlink the container's namespace (its interfaces go with it). Idempotent."""
+        """Unplug the container's endpoints (addresses freed), unmount and unlink its namespace. Published
+        ports stay recorded (without a target) until `unpublish` or `release`. Idempotent."""
         with self._lock:
             self._close_dns(container_id)
-            remove_namespace(self.netns_dir / container_id)
             record = self._containers.get(container_id)
             if record is not None:
+                sandbox = Path(record.sandbox) if record.sandbox else None
+                for endpoint in record.endpoints:
+                    with contextlib.suppress(NodeError):
+                        self._unplug(sandbox, endpoint)
+            remove_namespace(self.netns_dir / container_id)
+            if record is not None:
                 self._save_container(replace(record, sandbox=None, endpoints=()))
+                self._sync_rules()
 
     # --- endpoints -------------------------------------------------------------------------------
     def connect(

@@ -227,3 +227,22 @@ def test_udp_port_published_on_loopback(harness: Harness) -> None:
             except TimeoutError:
                 continue
     assert reply == b"echo:ping-udp"
+
+
+def test_sandbox_removal_is_idempotent_and_frees_the_address(harness: Harness) -> None:
+    h = harness
+    net = h.service.create_network(f"s{h.token}")
+    cid, box, ep = h.sandbox(net.name, name="tmp")
+    veth = h.service._containers[cid].endpoints[0].host_ifname
+    assert box == h.service.sandbox_path(cid) and box.parent == h.base / "run" / "netns"
+    assert veth in host_links()
+    h.service.remove_sandbox(cid)
+    h.service.remove_sandbox(cid)
+    assert not box.exists() and veth not in host_links()
+    assert str(box) not in Path("/proc/mounts").read_text()
+    assert subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.count(
+        cid) == 0
+    _, _, again = h.sandbox(net.name, name="next", ipv4_address=ep["IPAddress"])
+    assert again["IPAddress"] == ep["IPAddress"]
+    h.service.release(cid)
+    h.service.release(cid)
