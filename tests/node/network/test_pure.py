@@ -105,3 +105,21 @@ def test_plan_bindings_with_publish_all_and_port_lines() -> None:
                  {"HostIp": "127.0.0.1", "HostPort": "40000", "ContainerPort": 53, "Protocol": "udp"}]
     assert port_lines(published) == ["80/tcp -> 0.0.0.0:8080", "53/udp -> 127.0.0.1:40000"]
     assert port_lines(published, private="53/udp") == ["53/udp -> 127.0.0.1:40000"]
+
+
+def test_the_fake_and_the_real_service_share_one_protocol() -> None:
+    from node.network.fake import FakeNetworkService, SandboxNetworking
+    from node.network.service import NetworkService
+
+    def accepts(_svc: SandboxNetworking) -> None: ...
+
+    fake = FakeNetworkService()
+    accepts(fake)
+    for name in SandboxNetworking.__dict__:
+        if not name.startswith("_"):
+            assert callable(getattr(NetworkService, name)), name
+    fake.create_sandbox("c1")
+    assert fake.connect("c1", "bridge", name="web")["IPAddress"] == "172.17.0.2"
+    assert fake.publish("c1", [{"HostPort": "", "ContainerPort": 80}])[0]["HostPort"] == "49153"
+    fake.restore([])
+    assert fake.endpoints == {} and fake.ports == {}
