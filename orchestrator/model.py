@@ -13,7 +13,7 @@ import dataclasses
 import enum
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
@@ -366,24 +366,124 @@ StoredObject = Cluster | Node | Service | Task | Network | Secret | Config
 
 def to_dict(obj: Any) -> Any:
     """Turn a model object (or any value inside one) into JSON-able data."""
+    if dataclasses.is_dataclass(obj):
+        names = _FIELD_NAMES.get(type(obj))
+        if names is None:
+            names = _FIELD_NAMES[type(obj)] = tuple(f.name for f in dataclasses.fields(obj))
+        return {name: _to_value(getattr(obj, name)) for name in names}
+    return _to_value(obj)
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _to_value(obj: Any) -> Any:
+    kind = type(obj)
+    if kind is str or kind is int or kind is float or kind is bool or obj is None:
+        return obj
+    if kind is tuple and not obj:
+        return []
+    if kind is dict and all(type(v) is str for v in obj.values()):
+        return dict(obj)
+    if dataclasses.is_dataclass(obj):
+        return to_dict(obj)
+    return _to_value_slow(obj)
+
+
+def _to_value_slow(obj: Any) -> Any:
     if obj is None or isinstance(obj, bool | int | float | str) and not isinstance(obj, enum.Enum):
         return obj
     if isinstance(obj, enum.Enum):
         return obj.name.lower()
     if isinstance(obj, bytes):
         return base64.b64encode(obj).decode("ascii")
-    if dataclasses.is_dataclass(obj):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, Mapping):
-        return {str(k): to_dict(v) for k, v in obj.items()}
+        return {str(k): _to_value(v) for k, v in obj.items()}
     if isinstance(obj, tuple | list):
-        return [to_dict(v) for v in obj]
+        return [_to_value(v) for v in obj]
     raise ModelError(f"cannot serialise a {type(obj).__name__}")
 
 
 def from_dict(cls: type[T], data: Any) -> T:
-    """Read `data` (as made by `to_dict`) back into an instance of `cls`."""
-    return typing.cast(T, _decode(cls, data, cls.__name__))
+    """Read `data` (as made by `to_dict`) back into an instance of `cls`.
+
+    A decoder compiled once per type does the work; when it trips, the slower checking decoder
+    runs again to say exactly where the data is wrong.
+    """
+    decoder = _DECODERS.get(cls)
+    if decoder is None:
+        decoder = _DECODERS[cls] = _compile(cls)
+    try:
+        return typing.cast(T, decoder(data))
+    except (KeyError, TypeError, ValueError, AttributeError, ModelError):
+        return typing.cast(T, _decode(cls, data, cls.__name__))
+
+
+_DECODERS: dict[Any, Callable[[Any], Any]] = {}
+_SCALARS = (str, int, float, bool)
+
+
+def _compile(tp: Any) -> Callable[[Any], Any]:  # noqa: C901 - one branch per kind of type
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        (inner,) = [a for a in get_args(tp) if a is not type(None)]
+        inner_decoder = _compile(inner)
+        return lambda d: None if d is None else inner_decoder(d)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _compile_dataclass(tp)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        table = {m.name.lower(): m for m in tp}
+        return table.__getitem__
+    if origin is tuple:
+        item = get_args(tp)[0]
+        if item in _SCALARS:
+            return lambda d: tuple(_checked_list(d, item))
+        item_decoder = _compile(item)
+        return lambda d: tuple(map(item_decoder, d))
+    if origin in (Mapping, dict):
+        value_type = get_args(tp)[1]
+        if value_type in _SCALARS:
+            return lambda d: dict(_checked_dict(d, value_type))
+        value_decoder = _compile(value_type)
+        return lambda d: {k: value_decoder(v) for k, v in d.items()}
+    if tp is bytes:
+        return lambda d: base64.b64decode(d.encode("ascii"))
+    if tp is float:
+        return lambda d: float(_checked(d, (int, float)))
+    if tp in _SCALARS:
+        return lambda d: _checked(d, tp)
+    raise ModelError(f"cannot decode {tp}")
+
+
+def _compile_dataclass(cls: type) -> Callable[[Any], Any]:
+    hints = _hints(cls)
+    fields = [(f.name, _compile(hints[f.name])) for f in dataclasses.fields(cls)]
+    names = frozenset(name for name, _ in fields)
+
+    def decode(data: dict[str, Any]) -> Any:
+        if not names.issuperset(data):
+            raise ModelError("unknown field")
+        return cls(**{name: dec(data[name]) for name, dec in fields if name in data})
+
+    return decode
+
+
+def _checked(value: Any, tp: Any) -> Any:
+    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        raise TypeError(tp)
+    return value
+
+
+def _checked_list(values: Any, tp: type) -> Any:
+    if not isinstance(values, list) or not all(isinstance(v, tp) for v in values):
+        raise TypeError(tp)
+    return values
+
+
+def _checked_dict(values: Any, tp: type) -> Any:
+    if not isinstance(values, dict) or not all(isinstance(v, tp) for v in values.values()):
+        raise TypeError(tp)
+    return values
 
 
 _HINTS: dict[type, dict[str, Any]] = {}

@@ -17,6 +17,7 @@ committed entry is ever truncated.
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 import shutil
 import threading
@@ -65,8 +66,9 @@ class _ReplicatedState(SyncObjConsumer):  # type: ignore[misc]
         self.machine = machine
 
     @replicated  # type: ignore[misc]
-    def apply_ops(self, ops: list[WireOp]) -> Commit | Rejection:
-        return self.machine.apply(ops)
+    def apply_ops(self, payload: str) -> Commit | Rejection:
+        """`payload`: the transaction's operations as JSON text (cheaper to log and ship than dicts)."""
+        return self.machine.apply(json.loads(payload))
 
     @replicated  # type: ignore[misc]
     def restore(self, dump: dict[str, Any]) -> int:
@@ -169,7 +171,8 @@ class RaftProposer:
 
     def propose(self, ops: Sequence[WireOp], *, timeout: float | None = None) -> Commit:
         timeout = self._options.default_timeout if timeout is None else timeout
-        result = self._call(self._state.apply_ops, list(ops), timeout=timeout)
+        payload = json.dumps(list(ops), separators=(",", ":"))
+        result = self._call(self._state.apply_ops, payload, timeout=timeout)
         return raise_rejection(result)
 
     def close(self) -> None:
@@ -354,8 +357,8 @@ def _replay(state: _ReplicatedState, command: bytes) -> None:
     if not isinstance(decoded, tuple) or len(decoded) < 2 or len(decoded[1]) != 1:
         return
     (arg,) = decoded[1]
-    if isinstance(arg, list):
-        state.machine.apply(arg)
+    if isinstance(arg, str):
+        state.machine.apply(json.loads(arg))
     elif isinstance(arg, dict):
         state.machine.load(arg)
 
