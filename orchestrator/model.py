@@ -114,23 +114,19 @@ class EndpointMode(enum.StrEnum):
 # --- building blocks ---------------------------------------------------------------------------
 
 
-def _frozen(cls: type[T]) -> type[T]:
-    return dataclass(frozen=True, slots=True, kw_only=True)(cls)
-
-
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Resources:
     nano_cpus: int = 0
     memory_bytes: int = 0
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ResourceRequirements:
     limits: Resources = field(default_factory=Resources)
     reservations: Resources = field(default_factory=Resources)
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Mount:
     type: MountType = MountType.VOLUME
     source: str = ""
@@ -138,7 +134,7 @@ class Mount:
     read_only: bool = False
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ContainerSpec:
     image: str
     command: tuple[str, ...] = ()
@@ -152,7 +148,7 @@ class ContainerSpec:
     stop_grace_period: float = 10.0
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RestartPolicy:
     condition: RestartCondition = RestartCondition.ANY
     delay: float = 5.0
@@ -160,19 +156,19 @@ class RestartPolicy:
     window: float = 0.0
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PlacementPreference:
     spread: str  # a constraint key such as "node.labels.zone"
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Placement:
     constraints: tuple[str, ...] = ()
     preferences: tuple[PlacementPreference, ...] = ()
     max_replicas: int = 0
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PortConfig:
     name: str = ""
     protocol: PortProtocol = PortProtocol.TCP
@@ -181,7 +177,7 @@ class PortConfig:
     publish_mode: PublishMode = PublishMode.INGRESS
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TaskSpec:
     container: ContainerSpec
     resources: ResourceRequirements = field(default_factory=ResourceRequirements)
@@ -191,7 +187,7 @@ class TaskSpec:
     force_update: int = 0
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UpdateConfig:
     parallelism: int = 1
     delay: float = 0.0
@@ -201,13 +197,13 @@ class UpdateConfig:
     order: UpdateOrder = UpdateOrder.STOP_FIRST
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EndpointSpec:
     mode: EndpointMode = EndpointMode.VIP
     ports: tuple[PortConfig, ...] = ()
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ServiceSpec:
     name: str
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -219,7 +215,7 @@ class ServiceSpec:
     endpoint: EndpointSpec = field(default_factory=EndpointSpec)
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TaskStatus:
     state: TaskState = TaskState.NEW
     message: str = ""
@@ -227,19 +223,19 @@ class TaskStatus:
     timestamp: float = 0.0
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NetworkAttachment:
     network_id: str
     addresses: tuple[str, ...] = ()
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class JoinTokens:
     worker: str = ""
     manager: str = ""
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RootCAInfo:
     cert_pem: str = ""
     key_pem: str = ""  # empty on an external CA
@@ -247,7 +243,7 @@ class RootCAInfo:
     join_tokens: JoinTokens = field(default_factory=JoinTokens)
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ClusterSpec:
     name: str = "default"
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -257,7 +253,7 @@ class ClusterSpec:
     snapshot_interval: int = 10_000
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NetworkSpec:
     name: str
     driver: str = "overlay"
@@ -269,7 +265,7 @@ class NetworkSpec:
     ingress: bool = False
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SecretSpec:
     name: str
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -279,7 +275,7 @@ class SecretSpec:
 # --- stored objects ----------------------------------------------------------------------------
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Cluster:
     id: str
     version: int = 0
@@ -289,7 +285,7 @@ class Cluster:
     updated_at: float = 0.0
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Node:
     id: str
     version: int = 0
@@ -306,7 +302,7 @@ class Node:
     updated_at: float = 0.0
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Service:
     id: str
     version: int = 0
@@ -316,7 +312,7 @@ class Service:
     updated_at: float = 0.0
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Task:
     id: str
     version: int = 0
@@ -332,7 +328,7 @@ class Task:
     updated_at: float = 0.0
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Network:
     id: str
     version: int = 0
@@ -342,7 +338,7 @@ class Network:
     created_at: float = 0.0
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Secret:
     id: str
     version: int = 0
@@ -350,7 +346,7 @@ class Secret:
     created_at: float = 0.0
 
 
-@_frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     id: str
     version: int = 0

@@ -65,12 +65,12 @@ class _ReplicatedState(SyncObjConsumer):  # type: ignore[misc]
         super().__init__()
         self.machine = machine
 
-    @replicated  # type: ignore[misc]
+    @replicated  # type: ignore[untyped-decorator]
     def apply_ops(self, payload: str) -> Commit | Rejection:
         """`payload`: the transaction's operations as JSON text (cheaper to log and ship than dicts)."""
         return self.machine.apply(json.loads(payload))
 
-    @replicated  # type: ignore[misc]
+    @replicated  # type: ignore[untyped-decorator]
     def restore(self, dump: dict[str, Any]) -> int:
         self.machine.load(dump)
         return self.machine.revision

@@ -12,6 +12,7 @@ import enum
 import hashlib
 import json
 import threading
+import typing
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -82,7 +83,7 @@ class OpType(enum.StrEnum):
 class Op:
     """One write. `version` is the version the writer read (ignored on create)."""
 
-    type: OpType
+    op_type: OpType
     kind: ObjectKind
     id: str
     version: int = 0
@@ -90,19 +91,19 @@ class Op:
 
     @classmethod
     def create(cls, obj: StoredObject) -> Op:
-        return cls(type=OpType.CREATE, kind=kind_of(obj), id=obj.id, obj=obj)
+        return cls(op_type=OpType.CREATE, kind=kind_of(obj), id=obj.id, obj=obj)
 
     @classmethod
     def update(cls, obj: StoredObject) -> Op:
-        return cls(type=OpType.UPDATE, kind=kind_of(obj), id=obj.id, version=obj.version, obj=obj)
+        return cls(op_type=OpType.UPDATE, kind=kind_of(obj), id=obj.id, version=obj.version, obj=obj)
 
     @classmethod
     def delete(cls, obj_type: type[StoredObject], obj_id: str, *, version: int | None = None) -> Op:
-        return cls(type=OpType.DELETE, kind=kind_of(obj_type), id=obj_id, version=-1 if version is None else version)
+        return cls(op_type=OpType.DELETE, kind=kind_of(obj_type), id=obj_id, version=-1 if version is None else version)
 
     def to_wire(self) -> WireOp:
         wire: WireOp = {
-            "op": self.type.value,
+            "op": self.op_type.value,
             "kind": self.kind.value,
             "id": self.id,
             "version": self.version,
@@ -116,7 +117,7 @@ class Op:
         try:
             kind = ObjectKind(wire["kind"])
             obj = from_dict(KIND_TYPES[kind], wire["object"]) if "object" in wire else None
-            return cls(type=OpType(wire["op"]), kind=kind, id=str(wire["id"]), version=int(wire["version"]), obj=obj)
+            return cls(op_type=OpType(wire["op"]), kind=kind, id=str(wire["id"]), version=int(wire["version"]), obj=obj)
         except (KeyError, ValueError, TypeError, ModelError) as exc:
             raise InvalidOperation(f"unreadable operation: {exc}") from exc
 
@@ -188,7 +189,7 @@ class StateMachine:
 
     def get(self, obj_type: type[T], obj_id: str) -> T | None:
         with self._lock:
-            return self._objects[kind_of(obj_type)].get(obj_id)  # type: ignore[no-any-return]
+            return typing.cast(T | None, self._objects[kind_of(obj_type)].get(obj_id))
 
     def list(self, obj_type: type[T]) -> list[T]:
         with self._lock:
@@ -245,18 +246,19 @@ class StateMachine:
             key = (op.kind, op.id)
             current = staged[key] if key in staged else self._objects[op.kind].get(op.id)
             _check_op(op, current)
-            staged[key] = None if op.type is OpType.DELETE else op.obj
+            staged[key] = None if op.op_type is OpType.DELETE else op.obj
 
     def _write(self, op: Op) -> Change:
         table = self._objects[op.kind]
-        old = table.get(op.id)
-        if op.type is OpType.DELETE:
+        old: StoredObject | None = table.get(op.id)
+        if op.op_type is OpType.DELETE:
+            assert old is not None
             del table[op.id]
             return Change(action=ChangeAction.DELETE, kind=op.kind, obj=old, old=old, revision=self._revision)
         assert op.obj is not None
-        new = dataclasses.replace(op.obj, version=self._revision)  # type: ignore[type-var]
+        new = dataclasses.replace(op.obj, version=self._revision)
         table[op.id] = new
-        action = ChangeAction.CREATE if op.type is OpType.CREATE else ChangeAction.UPDATE
+        action = ChangeAction.CREATE if op.op_type is OpType.CREATE else ChangeAction.UPDATE
         return Change(action=action, kind=op.kind, obj=new, old=old, revision=self._revision)
 
     # --- snapshots -------------------------------------------------------------------------
@@ -294,7 +296,7 @@ class StateMachine:
 
 def _check_op(op: Op, current: Any) -> None:
     where = f"{op.kind.value} {op.id}"
-    if op.type is OpType.CREATE:
+    if op.op_type is OpType.CREATE:
         if current is not None:
             raise ObjectExists(f"{where} already exists")
         if op.obj is None:
@@ -302,7 +304,7 @@ def _check_op(op: Op, current: Any) -> None:
         return
     if current is None:
         raise ObjectNotFound(f"{where} not found")
-    if op.type is OpType.UPDATE and op.obj is None:
+    if op.op_type is OpType.UPDATE and op.obj is None:
         raise InvalidOperation(f"update of {where} carries no object")
     if op.version >= 0 and op.version != current.version:
         raise VersionConflict(f"{where}: version {op.version} is stale (stored version is {current.version})")

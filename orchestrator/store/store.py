@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import queue
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ class Store:
     def list(self, obj_type: type[T]) -> list[T]:
         return self.machine.list(obj_type)
 
-    def find(self, obj_type: type[T], predicate: Callable[[T], bool]) -> list[T]:
+    def find(self, obj_type: type[T], predicate: Callable[[T], bool]) -> builtins.list[T]:
         return [obj for obj in self.machine.list(obj_type) if predicate(obj)]
 
     def create(self, obj: T) -> T:
@@ -116,7 +117,7 @@ class Watch(_WatchBase):
         """The next event; `queue.Empty` after `timeout` seconds."""
         return self._queue.get(timeout=timeout)
 
-    def drain(self) -> list[WatchEvent]:
+    def drain(self) -> builtins.list[WatchEvent]:
         events = []
         while True:
             try:

@@ -181,3 +181,17 @@ def _run_storm(cluster: RaftCluster, caplog: pytest.LogCaptureFixture) -> None:
     assert storm.committed > 100
     assert len(set(digests)) == 1, digests
     assert not [r for r in caplog.records if "diverged" in r.getMessage()]
+
+
+def test_watch_on_a_follower_sees_commits_in_order(cluster: RaftCluster) -> None:
+    members = cluster.start_all()
+    leader = cluster.leader_index()
+    follower = Store(members[(leader + 1) % 3])
+    with follower.watch() as watch:
+        store = Store(members[leader])
+        for i in range(20):
+            store.create(Node(id=f"n{i}"))
+        events = [watch.get(timeout=5) for _ in range(20)]
+    assert [e.obj.id for e in events] == [f"n{i}" for i in range(20)]  # type: ignore[union-attr]
+    revisions = [e.revision for e in events]  # type: ignore[union-attr]
+    assert revisions == sorted(revisions)
