@@ -50,7 +50,7 @@ from node.images.model import (
 )
 from node.images.refs import id_prefix, is_full_id, parse_reference, short_id, split_familiar
 from node.images.storage.overlay2 import Overlay2Driver, backing_filesystem
-from node.images.streams import HashingReader, Readable, decompressed
+from node.images.streams import CountingReader, LayerStream, Readable, decompressed
 from node.images.tarformat import BadLayer
 from node.images.tarsplit import iter_layer_tar
 from node.images.unpack import UnpackResult, unpack_layer
@@ -476,7 +476,7 @@ class ImageStore:
 
     def _extract_with_progress(self, reader: archive.ArchiveReader, source: archive.LayerSource, *,
                                diff_id: str, parent: str | None, txn: _Txn) -> Iterator[StoreEvent]:
-        counted = HashingReader(reader.section(source))
+        counted = CountingReader(reader.section(source))
         label = short_id(diff_id)
         worker = _Worker(lambda: self._add_layer_from(
             counted, parent=parent, expected=diff_id, txn=txn, blob_digest=source.blob_digest, name=source.member))
@@ -507,11 +507,11 @@ class ImageStore:
         with self._layer_lock(known) if known else contextlib.nullcontext():
             if known is not None and known in self._layers:
                 return self._layers[known]
-            compressed = stream if isinstance(stream, HashingReader) else HashingReader(stream)
             staging = self.driver.new_staging()
             try:
-                result = self._unpack(compressed, staging / "diff", name)
-                _verify_layer(result, compressed, expected=expected, blob_digest=blob_digest, name=name)
+                blob = LayerStream(stream)
+                result = self._unpack(blob.plain, staging / "diff", name)
+                _verify_layer(result, blob, expected=expected, blob_digest=blob_digest, name=name)
                 chain = _chain_of(parent, result.diff_id)
                 if known is None:
                     self._hold(chain, txn)
@@ -535,9 +535,9 @@ class ImageStore:
             self._pending[chain] += 1
             txn.held.append(chain)
 
-    def _unpack(self, compressed: HashingReader, diff: Path, name: str) -> UnpackResult:
+    def _unpack(self, plain: Readable, diff: Path, name: str) -> UnpackResult:
         try:
-            return unpack_layer(decompressed(compressed), diff)
+            return unpack_layer(plain, diff)
         except BadLayer as exc:
             raise BadLayer(f"invalid layer {name}: {exc}") from None
         except ValueError as exc:
@@ -789,13 +789,16 @@ def _check_plan(plan: archive.ArchiveImage) -> None:
             raise archive.BadArchive(f"invalid archive: bad diff id {diff_id!r}") from None
 
 
-def _verify_layer(result: UnpackResult, compressed: HashingReader, *, expected: str | None,
+def _verify_layer(result: UnpackResult, blob: LayerStream, *, expected: str | None,
                   blob_digest: str | None, name: str) -> None:
-    compressed.drain()
+    try:
+        actual_blob = blob.blob_digest(result.diff_id)
+    except ValueError as exc:
+        raise BadLayer(f"invalid layer {name}: {exc}") from None
     if expected is not None and result.diff_id != expected:
         raise BadLayer(f"invalid layer {name}: content does not match its digest "
                        f"(expected {expected}, got {result.diff_id})")
-    if blob_digest is not None and compressed.digest != blob_digest and result.diff_id != blob_digest:
+    if blob_digest is not None and actual_blob != blob_digest and result.diff_id != blob_digest:
         raise BadLayer(f"invalid layer {name}: blob does not match its digest {blob_digest}")
 
 

@@ -114,6 +114,37 @@ class PeekReader:
         return self._src.read(n)
 
 
+class CountingReader:
+    """Counts the bytes read through it (for progress), nothing else."""
+
+    def __init__(self, src: Readable) -> None:
+        self._src = src
+        self.count = 0
+
+    def read(self, n: int = -1, /) -> bytes:
+        data = self._src.read(n)
+        self.count += len(data)
+        return data
+
+
+class LayerStream:
+    """A layer blob opened for reading: `plain` is the tar; a gzip blob's own digest is kept on the side
+    (an uncompressed blob's digest is the tar's, which the unpacker computes anyway)."""
+
+    def __init__(self, src: Readable) -> None:
+        peek = PeekReader(src)
+        self.gzipped = peek.peek(2) == GZIP_MAGIC
+        self._hashing = HashingReader(peek) if self.gzipped else None
+        self.plain: Readable = GunzipReader(self._hashing) if self._hashing else peek
+
+    def blob_digest(self, tar_digest: str) -> str:
+        """The blob's digest once the tar is read: drains what follows the gzip stream."""
+        if self._hashing is None:
+            return tar_digest
+        self._hashing.drain()
+        return self._hashing.digest
+
+
 def decompressed(src: Readable) -> Readable:
     """`src` as plain bytes, gunzipped when it starts with the gzip magic."""
     peek = PeekReader(src)

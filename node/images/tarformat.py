@@ -74,7 +74,7 @@ def _text(field_bytes: bytes) -> str:
 
 def verify_checksum(block: bytes) -> None:
     stored = parse_number(block[148:156])
-    computed = sum(block[:148]) + 8 * 32 + sum(block[156:])
+    computed = sum(block) - sum(block[148:156]) + 8 * 32
     if stored != computed:
         raise BadLayer("malformed tar: header checksum mismatch (not a tar, or corrupt)")
 
@@ -88,13 +88,16 @@ def parse_header(block: bytes) -> Header:
         prefix = _text(block[345:500])
         if prefix:
             name = f"{prefix}/{name}"
-    return Header(
-        name=name, typeflag=block[156:157], size=parse_number(block[124:136]),
+    typeflag = block[156:157]
+    header = Header(
+        name=name, typeflag=typeflag, size=parse_number(block[124:136]),
         mode=parse_number(block[100:108]) & 0o7777, uid=parse_number(block[108:116]),
         gid=parse_number(block[116:124]), mtime_ns=parse_number(block[136:148]) * 1_000_000_000,
-        linkname=_text(block[157:257]), devmajor=parse_number(block[329:337]),
-        devminor=parse_number(block[337:345]),
+        linkname=_text(block[157:257]) if block[157] else "",
     )
+    if typeflag in (b"3", b"4"):
+        header.devmajor, header.devminor = parse_number(block[329:337]), parse_number(block[337:345])
+    return header
 
 
 def parse_pax(data: bytes) -> dict[str, bytes]:
