@@ -12,7 +12,7 @@ import pytest
 
 from node.errors import Conflict, InvalidArgument, NotFound
 from node.images.store import ImageStore
-from tests.node.images.archives import d, docker_archive, f, layer_tar
+from tests.node.images.archives import d, docker_archive, f, layer_tar, sha
 
 pytestmark = pytest.mark.privileged
 
@@ -114,3 +114,27 @@ def test_images_in_use_are_kept_unless_forced(tmp_path: Path) -> None:
     store.set_in_use_checker(lambda _image_id: [])
     deleted = store.prune()["ImagesDeleted"]
     assert {"Deleted": image.id} in deleted
+
+
+def test_gzipped_archive_with_legacy_symlinked_layers(tmp_path: Path) -> None:
+    import gzip
+    import tarfile
+
+    layer = layer_tar([f("same", b"s")])
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {}, "rootfs": {
+        "type": "layers", "diff_ids": [sha(layer), sha(layer)]}}).encode()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in (("a/layer.tar", layer), ("c.json", config), ("manifest.json", json.dumps(
+                [{"Config": "c.json", "RepoTags": ["docker.io/library/twice:1"],
+                  "Layers": ["a/layer.tar", "b/layer.tar"]}]).encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("b/layer.tar")
+        link.type, link.linkname = tarfile.SYMTYPE, "../a/layer.tar"
+        tar.addfile(link)
+    store = ImageStore(tmp_path / "root")
+    _load(store, tmp_path, gzip.compress(buf.getvalue()))
+    image = store.resolve("twice:1")
+    assert image.diff_ids == (sha(layer), sha(layer)) and len(set(image.chain_ids)) == 2
