@@ -171,6 +171,7 @@ class StateMachine:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._objects: dict[ObjectKind, dict[str, Any]] = {kind: {} for kind in ObjectKind}
+        self._names: dict[tuple[ObjectKind, str], str] = {}  # unique names of services, networks, ...
         self._revision = 0
         self._listeners: list[ChangeListener] = []
         self._reset_listeners: list[Callable[[], None]] = []
@@ -242,15 +243,32 @@ class StateMachine:
 
     def _validate(self, ops: Sequence[Op]) -> None:
         staged: dict[tuple[ObjectKind, str], Any] = {}
+        names: dict[tuple[ObjectKind, str], str | None] = {}
         for op in ops:
             key = (op.kind, op.id)
             current = staged[key] if key in staged else self._objects[op.kind].get(op.id)
             _check_op(op, current)
+            self._check_name(op, current, names)
             staged[key] = None if op.op_type is OpType.DELETE else op.obj
+
+    def _check_name(self, op: Op, current: Any, names: dict[tuple[ObjectKind, str], str | None]) -> None:
+        """Services, networks, secrets and configs have names unique within their kind."""
+        old_name = unique_name(current) if current is not None else None
+        if old_name is not None:
+            names[(op.kind, old_name)] = None
+        new_name = unique_name(op.obj) if op.op_type is not OpType.DELETE else None
+        if new_name is None:
+            return
+        key = (op.kind, new_name)
+        owner = names[key] if key in names else self._names.get(key)
+        if owner is not None and owner != op.id:
+            raise ObjectExists(f"{op.kind.value} name {new_name!r} is already used by {owner}")
+        names[key] = op.id
 
     def _write(self, op: Op) -> Change:
         table = self._objects[op.kind]
         old: StoredObject | None = table.get(op.id)
+        self._index_name(op.kind, old, None)
         if op.op_type is OpType.DELETE:
             assert old is not None
             del table[op.id]
@@ -258,8 +276,15 @@ class StateMachine:
         assert op.obj is not None
         new = dataclasses.replace(op.obj, version=self._revision)
         table[op.id] = new
+        self._index_name(op.kind, None, new)
         action = ChangeAction.CREATE if op.op_type is OpType.CREATE else ChangeAction.UPDATE
         return Change(action=action, kind=op.kind, obj=new, old=old, revision=self._revision)
+
+    def _index_name(self, kind: ObjectKind, old: StoredObject | None, new: StoredObject | None) -> None:
+        if old is not None and (name := unique_name(old)) is not None:
+            self._names.pop((kind, name), None)
+        if new is not None and (name := unique_name(new)) is not None:
+            self._names[(kind, name)] = new.id
 
     # --- snapshots -------------------------------------------------------------------------
 
@@ -281,8 +306,15 @@ class StateMachine:
             for item in items:
                 obj = from_dict(KIND_TYPES[kind], item)
                 objects[kind][obj.id] = obj
+        names = {
+            (kind, name): obj.id
+            for kind, table in objects.items()
+            for obj in table.values()
+            if (name := unique_name(obj)) is not None
+        }
         with self._lock:
             self._objects = objects
+            self._names = names
             self._revision = int(dump["revision"])
             listeners = list(self._reset_listeners)
         for listener in listeners:
@@ -292,6 +324,16 @@ class StateMachine:
         """sha256 over the canonical dump: equal on replicas that applied the same log."""
         text = json.dumps(self.dump(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+_NAMED_TYPES = (Service, Network, Secret, Config)
+
+
+def unique_name(obj: Any) -> str | None:
+    """The name that must be unique within the object's kind, if it has one."""
+    if isinstance(obj, _NAMED_TYPES):
+        return obj.spec.name
+    return None
 
 
 def _check_op(op: Op, current: Any) -> None:

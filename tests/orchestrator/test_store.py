@@ -30,6 +30,7 @@ from orchestrator.store import (
     Store,
     VersionConflict,
 )
+from orchestrator.store.state import Rejection
 
 SPEC = TaskSpec(container=ContainerSpec(image="busybox", command=("sleep", "1d")))
 
@@ -134,3 +135,23 @@ def test_reset_reaches_watchers() -> None:
     with store.watch() as watch:
         machine.load(StateMachine().dump())
         assert watch.drain() == [Reset(revision=0)]
+
+
+def test_service_names_are_unique(store: Store) -> None:
+    web = store.create(Service(id="s1", spec=ServiceSpec(name="web", task=SPEC)))
+    with pytest.raises(ObjectExists, match="service name 'web' is already used by s1"):
+        store.create(Service(id="s2", spec=ServiceSpec(name="web", task=SPEC)))
+    renamed = store.update(dataclasses.replace(web, spec=dataclasses.replace(web.spec, name="www")))
+    store.create(Service(id="s2", spec=ServiceSpec(name="web", task=SPEC)))
+    # a rename and a take-over of the freed name in one transaction
+    store.transact(
+        [
+            Op.update(dataclasses.replace(renamed, spec=dataclasses.replace(renamed.spec, name="old"))),
+            Op.create(Service(id="s3", spec=ServiceSpec(name="www", task=SPEC))),
+        ]
+    )
+    copy = StateMachine()
+    copy.load(store.machine.dump())
+    assert isinstance(
+        copy.apply([Op.create(Service(id="s4", spec=ServiceSpec(name="www", task=SPEC))).to_wire()]), Rejection
+    )
