@@ -113,10 +113,14 @@ class Op:
         return wire
 
     @classmethod
-    def from_wire(cls, wire: WireOp) -> Op:
+    def from_wire(cls, wire: WireOp, *, stored_version: int | None = None) -> Op:
+        """Read an operation; `stored_version` becomes the object's version (saves a copy on apply)."""
         try:
             kind = ObjectKind(wire["kind"])
-            obj = from_dict(KIND_TYPES[kind], wire["object"]) if "object" in wire else None
+            obj = None
+            if "object" in wire:
+                data = wire["object"] if stored_version is None else {**wire["object"], "version": stored_version}
+                obj = from_dict(KIND_TYPES[kind], data)
             return cls(op_type=OpType(wire["op"]), kind=kind, id=str(wire["id"]), version=int(wire["version"]), obj=obj)
         except (KeyError, ValueError, TypeError, ModelError) as exc:
             raise InvalidOperation(f"unreadable operation: {exc}") from exc
@@ -231,7 +235,7 @@ class StateMachine:
         """Validate every operation, then apply them all under one new revision, or none."""
         with self._lock:
             try:
-                ops = [Op.from_wire(w) for w in wire_ops]
+                ops = [Op.from_wire(w, stored_version=self._revision + 1) for w in wire_ops]
                 self._validate(ops)
             except StoreError as exc:
                 return Rejection(error=type(exc).__name__, message=str(exc))
@@ -274,7 +278,7 @@ class StateMachine:
             del table[op.id]
             return Change(action=ChangeAction.DELETE, kind=op.kind, obj=old, old=old, revision=self._revision)
         assert op.obj is not None
-        new = dataclasses.replace(op.obj, version=self._revision)
+        new = op.obj if op.obj.version == self._revision else dataclasses.replace(op.obj, version=self._revision)
         table[op.id] = new
         self._index_name(op.kind, None, new)
         action = ChangeAction.CREATE if op.op_type is OpType.CREATE else ChangeAction.UPDATE
