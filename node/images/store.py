@@ -18,6 +18,7 @@ sharing a layer extract it once and different layers in parallel.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +60,7 @@ from node.images.unpack import UnpackResult, unpack_layer
 log = logging.getLogger(__name__)
 
 InUseChecker = Callable[[str], list[str]]
+_EXTRACT_WORKERS = min(4, os.cpu_count() or 1)
 
 
 # --- progress events (the API turns them into Docker's JSON stream) ------------------------------
@@ -445,8 +448,7 @@ class ImageStore:
             _check_plan(plan)
         txn = _Txn()
         try:
-            for plan in plans:
-                yield from self._stage_layers(reader, plan, txn)
+            yield from self._run_extractions(self._plan_extractions(reader, plans, txn))
             images = [self._register(plan.config) for plan in plans]
         except BaseException:
             self._rollback(txn)
@@ -462,32 +464,50 @@ class ImageStore:
             for loaded_tag in plan.tags:
                 yield ImageLoaded(image.id, loaded_tag)
 
-    def _stage_layers(self, reader: archive.ArchiveReader, plan: archive.ArchiveImage,
-                      txn: _Txn) -> Iterator[StoreEvent]:
-        diff_ids = json.loads(plan.config)["rootfs"]["diff_ids"]
-        chains = chain_ids_of(diff_ids)
-        for index, (source, diff_id) in enumerate(zip(plan.layers, diff_ids, strict=True)):
-            parent = chains[index - 1] if index else None
-            label = short_id(diff_id)
-            if self._hold_existing(chains[index], txn):
-                yield LayerProgress(label, source.size, source.size, done=True)
-                continue
-            yield from self._extract_with_progress(reader, source, diff_id=diff_id, parent=parent, txn=txn)
+    def _plan_extractions(self, reader: archive.ArchiveReader, plans: list[archive.ArchiveImage],
+                          txn: _Txn) -> list[_Extraction]:
+        """One job per layer not in the store yet (each held from removal until the load ends)."""
+        jobs: list[_Extraction] = []
+        seen: set[str] = set()
+        for plan in plans:
+            diff_ids = json.loads(plan.config)["rootfs"]["diff_ids"]
+            chains = chain_ids_of(diff_ids)
+            for index, (source, diff_id) in enumerate(zip(plan.layers, diff_ids, strict=True)):
+                chain = chains[index]
+                if chain in seen:
+                    continue
+                seen.add(chain)
+                counted = CountingReader(reader.section(source))
+                job = _Extraction(short_id(diff_id), counted, source.size, functools.partial(
+                    self._add_layer_from, counted, parent=chains[index - 1] if index else None,
+                    ancestors=list(reversed(chains[:index])), expected=diff_id, txn=txn,
+                    blob_digest=source.blob_digest, name=source.member))
+                job.done = self._hold_existing(chain, txn)
+                jobs.append(job)
+        return jobs
 
-    def _extract_with_progress(self, reader: archive.ArchiveReader, source: archive.LayerSource, *,
-                               diff_id: str, parent: str | None, txn: _Txn) -> Iterator[StoreEvent]:
-        counted = CountingReader(reader.section(source))
-        label = short_id(diff_id)
-        worker = _Worker(lambda: self._add_layer_from(
-            counted, parent=parent, expected=diff_id, txn=txn, blob_digest=source.blob_digest, name=source.member))
-        worker.start()
-        try:
-            while not worker.wait(0.2):
-                yield LayerProgress(label, counted.count, source.size)
-        finally:
-            worker.wait(None)
-        worker.result()
-        yield LayerProgress(label, source.size, source.size, done=True)
+    def _run_extractions(self, jobs: list[_Extraction]) -> Iterator[StoreEvent]:
+        """Extract layers in parallel (they are independent until registered); progress every 0.2 s."""
+        pending = [job for job in jobs if not job.done]
+        for job in jobs:
+            if job.done:
+                yield LayerProgress(job.label, job.total, job.total, done=True)
+        if not pending:
+            return
+        with ThreadPoolExecutor(max_workers=_EXTRACT_WORKERS, thread_name_prefix="layer") as pool:
+            futures = {pool.submit(job.run): job for job in pending}
+            try:
+                while futures:
+                    finished, _ = wait(futures, timeout=0.2, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        job = futures.pop(future)
+                        future.result()
+                        yield LayerProgress(job.label, job.total, job.total, done=True)
+                    for job in futures.values():
+                        yield LayerProgress(job.label, job.counter.count, job.total)
+            finally:
+                for future in futures:
+                    future.cancel()
 
     def _hold_existing(self, chain: str, txn: _Txn) -> bool:
         with self._lock:
@@ -495,7 +515,8 @@ class ImageStore:
             return chain in self._layers
 
     def _add_layer_from(self, stream: Readable, *, parent: str | None, expected: str | None, txn: _Txn,
-                        blob_digest: str | None = None, name: str = "layer") -> Layer:
+                        blob_digest: str | None = None, name: str = "layer",
+                        ancestors: Sequence[str] | None = None) -> Layer:
         """Extract into staging, verify, and register; reuses an existing identical layer.
 
         When the diff id is known beforehand the layer's lock is held during extraction, so concurrent
@@ -521,7 +542,8 @@ class ImageStore:
                         return self._layers[chain]
                     layer = Layer(chain_id=chain, diff_id=result.diff_id, parent=parent, size=result.size,
                                   tar_size=result.tar_size)
-                    self._place_layer(staging, layer, result.tarsplit)
+                    chain_ancestors = ancestors if ancestors is not None else self._ancestors_of(layer)
+                    self._place_layer(staging, layer, result.tarsplit, chain_ancestors)
                     with self._lock:
                         self._layers[chain] = layer
                         txn.created.append(chain)
@@ -545,7 +567,7 @@ class ImageStore:
         except OSError as exc:
             raise EngineFailure(f"extracting layer {name}: {exc}") from None
 
-    def _place_layer(self, staging: Path, layer: Layer, tarsplit: bytes) -> None:
+    def _place_layer(self, staging: Path, layer: Layer, tarsplit: bytes, ancestors: Sequence[str]) -> None:
         meta_dir = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.layerdb))
         final_meta = self.layerdb / hex_of(layer.chain_id)
         try:
@@ -555,20 +577,20 @@ class ImageStore:
                 "size": layer.size, "tar_size": layer.tar_size})
             _remove_path(final_meta)
             os.rename(meta_dir, final_meta)
-            parents = self._parents_of(layer)
-            self.driver.commit_staging(staging, hex_of(layer.chain_id), parents)
+            self.driver.commit_staging(staging, hex_of(layer.chain_id), [hex_of(c) for c in ancestors])
         except BaseException:
             _remove_path(meta_dir)
             _remove_path(final_meta)
             raise
 
-    def _parents_of(self, layer: Layer) -> list[str]:
-        parents = []
+    def _ancestors_of(self, layer: Layer) -> list[str]:
+        """Chain ids below `layer`, nearest first (its parent's line must be registered)."""
+        ancestors = []
         parent = layer.parent
         while parent is not None:
-            parents.append(hex_of(parent))
+            ancestors.append(parent)
             parent = self._layers[parent].parent
-        return parents
+        return ancestors
 
     @contextlib.contextmanager
     def _layer_lock(self, chain: str) -> Iterator[None]:
@@ -748,29 +770,15 @@ class ImageStore:
                                 attributes={"name": name} if name else None)
 
 
-class _Worker(threading.Thread):
-    """Runs one extraction while the caller's generator reports its progress."""
+@dataclass
+class _Extraction:
+    """One layer to extract during a load: `run` does it; `counter` shows how far it got."""
 
-    def __init__(self, fn: Callable[[], Any]) -> None:
-        super().__init__(daemon=True)
-        self._fn = fn
-        self._value: Any = None
-        self._error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self._value = self._fn()
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-            self._error = exc
-
-    def wait(self, timeout: float | None) -> bool:
-        self.join(timeout)
-        return not self.is_alive()
-
-    def result(self) -> Any:
-        if self._error is not None:
-            raise self._error
-        return self._value
+    label: str
+    counter: CountingReader
+    total: int
+    run: Callable[[], Layer]
+    done: bool = False
 
 
 def _check_plan(plan: archive.ArchiveImage) -> None:
