@@ -145,7 +145,8 @@ def main() -> None:
         print(f"{'what':<26}{'median s':>10}{'min s':>8}{'MB/s':>9}{'x tar':>8}")
         for name, times in results.items():
             med = statistics.median(times)
-            print(f"{name:<26}{med:>10.3f}{min(times):>8.3f}{total / 1e6 / med:>9.0f}{base / med:>8.2f}")
+            print(f"{name:<26}{med:>10.3f}{min(times):>8.3f}{total / 1e6 / med:>9.0f}{base / med:>8.2f}"
+                  f"   runs: {' '.join(f'{t:.2f}' for t in times)}")
     finally:
         engine.close()
         shutil.rmtree(work, ignore_errors=True)
