@@ -12,9 +12,12 @@ import platform
 from typing import Any
 
 from node.config import DaemonConfig
+from node.containers.exec import ExecService
+from node.containers.service import ContainerService
 from node.events import EventBus
 from node.images.store import ImageStore
 from node.network.service import NetworkService
+from node.volumes.service import VolumeService
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,12 @@ class Engine:
         self._subsystems.append(self.images)
         self.networks = NetworkService(config, events=self.events)
         self._subsystems.append(self.networks)
+        self.volumes = VolumeService(config.data_root, events=self.events)
+        self._subsystems.append(self.volumes)
+        # networks=None until bridge networks plug into ContainerService._network_namespace
+        self.containers = ContainerService(config, events=self.events, images=self.images, volumes=self.volumes)
+        self.execs = ExecService(self.containers)
+        self._subsystems.append(self.containers)
 
     async def start(self) -> None:
         for sub in self._subsystems:

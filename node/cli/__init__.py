@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from node.cli import images, networks, system  # noqa: F401 - registers commands
+from node.cli import containers, images, networks, system, volumes  # noqa: F401 - registers commands
 from node.cli.base import cli
 from node.errors import NodeError
 

@@ -1,0 +1,1 @@
+"""Containers: state model, create options, the lifecycle service, restart policy, health, logs, exec."""

@@ -1,0 +1,163 @@
+"""Exec instances: `crun exec` of a process spec derived from the container's own."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from node.containers import logs as lg
+from node.containers.model import Status
+from node.containers.service import ContainerService, _resolve_user
+from node.errors import Conflict, NotFound
+from node.runtime.oci import classify_start_error
+from node.runtime.spec import ALL_CAPS
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecInstance:
+    id: str
+    container_id: str
+    cmd: tuple[str, ...]
+    env: tuple[str, ...] = ()
+    user: str = ""
+    workdir: str = ""
+    tty: bool = False
+    stdin: bool = False
+    privileged: bool = False
+    running: bool = False
+    exit_code: int | None = None
+    pid: int = 0
+
+
+class ExecService:
+    def __init__(self, containers: ContainerService) -> None:
+        self.containers = containers
+        self.instances: dict[str, ExecInstance] = {}
+        containers.execs = self
+
+    def ids_of(self, cid: str) -> list[str]:
+        return [e.id for e in self.instances.values() if e.container_id == cid]
+
+    def create(self, ref: str, body: dict[str, Any]) -> str:
+        c = self.containers.get(ref)
+        if not c.state.is_live:
+            raise Conflict(f"Container {c.id} is not running")
+        if c.state.status is Status.PAUSED:
+            raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
+        cmd = body.get("Cmd") or []
+        if not cmd:
+            raise Conflict("No exec command specified")
+        eid = secrets.token_hex(32)
+        self.instances[eid] = ExecInstance(
+            id=eid, container_id=c.id, cmd=tuple(cmd), env=tuple(body.get("Env") or ()), user=body.get("User") or "",
+            workdir=body.get("WorkingDir") or "", tty=bool(body.get("Tty")), stdin=bool(body.get("AttachStdin")),
+            privileged=bool(body.get("Privileged")))
+        self.containers._publish(c, f"exec_create: {' '.join(cmd)}", execID=eid)
+        return eid
+
+    def get(self, eid: str) -> ExecInstance:
+        try:
+            return self.instances[eid]
+        except KeyError:
+            raise NotFound(f"No such exec instance: {eid}") from None
+
+    def inspect(self, eid: str) -> dict[str, Any]:
+        e = self.get(eid)
+        return {"ID": e.id, "ContainerID": e.container_id, "Running": e.running, "ExitCode": e.exit_code,
+                "Pid": e.pid, "OpenStdin": e.stdin, "OpenStdout": True, "OpenStderr": True,
+                "ProcessConfig": {"entrypoint": e.cmd[0], "arguments": list(e.cmd[1:]), "tty": e.tty,
+                                  "user": e.user, "privileged": e.privileged}}
+
+    def _process_json(self, e: ExecInstance) -> Path:
+        bundle = self.containers.bundle(e.container_id)
+        spec = json.loads((bundle / "config.json").read_text())
+        process = spec["process"]
+        c = self.containers.get(e.container_id)
+        env = {v.split("=", 1)[0]: v for v in [*process.get("env", []), *e.env]}
+        process.update(args=list(e.cmd), env=list(env.values()), terminal=False)
+        if e.workdir:
+            process["cwd"] = e.workdir
+        if e.user:
+            uid, gid, _ = _resolve_user(Path(spec["root"]["path"]), e.user)
+            process["user"] = {"uid": uid, "gid": gid}
+        if e.privileged:
+            process["capabilities"] = {k: list(ALL_CAPS) for k in ("bounding", "effective", "permitted")}
+        path = bundle / f"exec-{e.id[:16]}.json"
+        path.write_text(json.dumps(process))
+        del c
+        return path
+
+    async def start(self, eid: str, *, detach: bool, stdin_data: bytes | None = None) -> AsyncIterator[bytes]:
+        e = self.get(eid)
+        if e.running or e.exit_code is not None:
+            raise Conflict(f"Error: Exec command {eid} has already run")
+        c = self.containers.get(e.container_id)
+        if not c.state.is_live:
+            raise Conflict(f"Container {c.id} is not running")
+        runtime = self.containers.runtimes[c.runtime]
+        spec_path = self._process_json(e)
+        proc = await runtime.exec(c.id, spec_path, detach=detach, stdin=stdin_data is not None)
+        self.instances[eid] = e = replace(e, running=True, pid=proc.pid)
+        self.containers._publish(c, f"exec_start: {' '.join(e.cmd)}", execID=eid)
+        try:
+            if detach:
+                await proc.wait()
+                self.instances[eid] = replace(e, running=proc.returncode == 0, exit_code=None if proc.returncode == 0
+                                              else classify_start_error((await proc.stderr.read()).decode()))  # type: ignore[union-attr]
+                return
+            async for chunk in _stream(proc, stdin_data, tty=e.tty):
+                yield chunk
+            code = await proc.wait()
+        finally:
+            spec_path.unlink(missing_ok=True)
+        self.instances[eid] = replace(e, running=False, exit_code=code)
+        self.containers._publish(c, "exec_die", execID=eid, exitCode=str(code))
+
+    async def probe(self, cid: str, argv: tuple[str, ...], *, timeout: float) -> tuple[int, str]:
+        """A healthcheck probe: run `argv` in the container; (exit code, output)."""
+        eid = secrets.token_hex(32)
+        self.instances[eid] = ExecInstance(id=eid, container_id=cid, cmd=argv)
+        out = b""
+        try:
+            async with asyncio.timeout(timeout):
+                async for chunk in self.start(eid, detach=False):
+                    out += chunk[8:]
+            code = self.instances[eid].exit_code or 0
+        except TimeoutError:
+            return -1, f"Health check exceeded timeout ({timeout}s)"
+        except Exception as exc:  # noqa: BLE001 - a failed probe is a result, not an error
+            return -1, str(exc)
+        finally:
+            self.instances.pop(eid, None)
+        return code, out.decode(errors="replace")
+
+
+async def _stream(proc: asyncio.subprocess.Process, stdin_data: bytes | None, *, tty: bool) -> AsyncIterator[bytes]:
+    queue: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
+
+    async def pipe(name: str, reader: asyncio.StreamReader | None) -> None:
+        if reader is not None:
+            while chunk := await reader.read(65536):
+                await queue.put((name, chunk))
+        await queue.put(None)
+
+    if stdin_data is not None and proc.stdin is not None:
+        proc.stdin.write(stdin_data)
+        with contextlib.suppress(ConnectionError):
+            await proc.stdin.drain()
+        proc.stdin.close()
+    tasks = [asyncio.create_task(pipe("stdout", proc.stdout)), asyncio.create_task(pipe("stderr", proc.stderr))]
+    done = 0
+    while done < 2:
+        item = await queue.get()
+        if item is None:
+            done += 1
+            continue
+        yield lg.frame(item[0], item[1], tty=tty)
+    await asyncio.gather(*tasks)

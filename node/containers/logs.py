@@ -1,0 +1,211 @@
+"""Logs: conmon writes k8s-file lines; a pump turns them into Docker's json-file log with rotation.
+
+`<id>-json.log` (and `.1` ... `.N-1` after rotation) hold `{"log": "...", "stream": "stdout", "time": ...}`
+lines, as Docker's json-file driver writes them; the pump remembers how far it read conmon's file
+(`<bundle>/k8s.offset`), so a restarted daemon carries on where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from node.containers.model import parse_iso
+from node.containers.options import parse_bytes
+from node.errors import InvalidArgument
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogEntry:
+    stream: str
+    line: bytes
+    time: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rotation:
+    max_size: int = 0  # 0: never rotate
+    max_file: int = 1
+
+
+def rotation_from_opts(opts: dict[str, str]) -> Rotation:
+    unknown = set(opts) - {"max-size", "max-file", "compress", "labels", "env", "tag", "mode", "max-buffer-size"}
+    if unknown:
+        raise InvalidArgument(f"unknown log opt '{sorted(unknown)[0]}' for json-file log driver")
+    size = parse_bytes(opts["max-size"]) if opts.get("max-size") else 0
+    try:
+        files = int(opts.get("max-file", "1"))
+    except ValueError:
+        raise InvalidArgument(f"invalid value for max-file: {opts.get('max-file')}") from None
+    if files < 1:
+        raise InvalidArgument("max-file cannot be less than 1")
+    return Rotation(max_size=size, max_file=files)
+
+
+def parse_k8s_line(raw: bytes) -> tuple[str, str, bool, bytes] | None:
+    """`<time> <stream> <F|P> <text>` -> (time, stream, full, text)."""
+    parts = raw.split(b" ", 3)
+    if len(parts) < 3:
+        return None
+    text = parts[3] if len(parts) == 4 else b""
+    return parts[0].decode(), parts[1].decode(), parts[2] == b"F", text
+
+
+class LogPump:
+    """Copies new k8s-file lines of one container into its json-file log."""
+
+    def __init__(self, *, source: Path, target: Path, offset_file: Path, rotation: Rotation) -> None:
+        self.source = source
+        self.target = target
+        self.offset_file = offset_file
+        self.rotation = rotation
+        self.offset = _read_offset(offset_file)
+        self._partial: dict[str, bytes] = {}
+        self.changed = asyncio.Event()
+
+    def pump(self) -> bool:
+        """Reads what conmon appended; returns True if anything was written."""
+        try:
+            size = os.stat(self.source).st_size
+        except FileNotFoundError:
+            return False
+        if size < self.offset:  # the file was replaced
+            self.offset = 0
+        if size == self.offset:
+            return False
+        with open(self.source, "rb") as fh:
+            fh.seek(self.offset)
+            data = fh.read(size - self.offset)
+        end = data.rfind(b"\n")
+        if end < 0:
+            return False
+        self.offset += end + 1
+        out = b"".join(self._convert(line) for line in data[:end].split(b"\n"))
+        if out:
+            self._append(out)
+        self.offset_file.write_text(str(self.offset))
+        if out:
+            self.changed.set()
+            self.changed = asyncio.Event()
+        return bool(out)
+
+    def _convert(self, raw: bytes) -> bytes:
+        parsed = parse_k8s_line(raw)
+        if parsed is None:
+            return b""
+        ts, stream, full, text = parsed
+        if not full:
+            self._partial[stream] = self._partial.get(stream, b"") + text
+            return b""
+        text = self._partial.pop(stream, b"") + text + b"\n"
+        return json.dumps({"log": text.decode(errors="replace"), "stream": stream,
+                           "time": _rfc3339(ts)}).encode() + b"\n"
+
+    def _append(self, data: bytes) -> None:
+        if self.rotation.max_size and self.target.exists() and \
+                self.target.stat().st_size + len(data) > self.rotation.max_size:
+            rotate(self.target, self.rotation.max_file)
+        with open(self.target, "ab") as fh:
+            fh.write(data)
+
+    def wake(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+
+def rotate(path: Path, max_file: int) -> None:
+    if max_file <= 1:
+        path.unlink(missing_ok=True)
+        return
+    for n in range(max_file - 1, 0, -1):
+        older = path.with_name(f"{path.name}.{n}")
+        if n == max_file - 1:
+            older.unlink(missing_ok=True)
+        newer = path if n == 1 else path.with_name(f"{path.name}.{n - 1}")
+        if newer.exists():
+            newer.replace(older)
+
+
+def _rfc3339(ts: str) -> str:
+    # conmon: 2026-11-28T04:51:46.796468824+00:00 -> Docker: 2026-11-28T04:51:46.796468824Z
+    return ts[:-6] + "Z" if ts.endswith("+00:00") else ts
+
+
+def _read_offset(path: Path) -> int:
+    try:
+        return int(path.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def log_files(target: Path) -> list[Path]:
+    """Oldest first: `.N` ... `.1`, then the current file."""
+    rotated = sorted((p for p in target.parent.glob(f"{target.name}.*") if p.suffix[1:].isdigit()),
+                     key=lambda p: -int(p.suffix[1:]))
+    return [*rotated, target]
+
+
+def read_entries(target: Path) -> Iterator[LogEntry]:
+    for path in log_files(target):
+        try:
+            with open(path, "rb") as fh:
+                for line in fh:
+                    entry = decode_entry(line)
+                    if entry is not None:
+                        yield entry
+        except FileNotFoundError:
+            continue
+
+
+def decode_entry(line: bytes) -> LogEntry | None:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return LogEntry(stream=obj.get("stream", "stdout"), line=obj.get("log", "").encode(), time=obj.get("time", ""))
+
+
+def frame(stream: str, payload: bytes, *, tty: bool) -> bytes:
+    """Docker's multiplexed stream: [1|2, 0, 0, 0, size BE32] + payload; raw bytes with a TTY."""
+    if tty:
+        return payload
+    return struct.pack(">BxxxL", 2 if stream == "stderr" else 1, len(payload)) + payload
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogQuery:
+    stdout: bool = True
+    stderr: bool = True
+    follow: bool = False
+    tail: int | None = None
+    since: float = 0.0
+    until: float = 0.0
+    timestamps: bool = False
+
+
+def _epoch(ts: str) -> float:
+    try:
+        return parse_iso(ts[:26] + "Z" if len(ts) > 27 else ts)
+    except ValueError:
+        return 0.0
+
+
+def select(entries: list[LogEntry], q: LogQuery) -> list[LogEntry]:
+    picked = [e for e in entries if (e.stream == "stdout" and q.stdout) or (e.stream == "stderr" and q.stderr)]
+    if q.since:
+        picked = [e for e in picked if _epoch(e.time) >= q.since]
+    if q.until:
+        picked = [e for e in picked if _epoch(e.time) < q.until]
+    if q.tail is not None:
+        picked = picked[-q.tail:] if q.tail > 0 else []
+    return picked
+
+
+def render_entry(e: LogEntry, q: LogQuery, *, tty: bool) -> bytes:
+    payload = (e.time.encode() + b" " + e.line) if q.timestamps else e.line
+    return frame(e.stream, payload, tty=tty)

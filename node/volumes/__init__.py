@@ -1,0 +1,1 @@
+"""Named volumes: the `local` driver (`<data-root>/volumes/<name>/_data`) and the service over it."""
