@@ -19,19 +19,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import ipaddress
 import logging
 import re
 import secrets
 import socket
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
 from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from node.config import DaemonConfig
 from node.errors import Conflict, InvalidArgument, NodeError, NotFound
@@ -40,15 +41,39 @@ from node.fsutil import read_json, write_json_atomic
 from node.network import dns, links, nft, ports
 from node.network.ipam import IpamConfig, allocate_address, mac_for, parse_pools, plan_ipam
 from node.network.model import DEFAULT_BRIDGE, ContainerNet, Endpoint, Network, Published
-from node.network.netns import create_namespace, is_namespace, remove_namespace, set_interface_sysctl, write_sysctl
+from node.network.netns import (
+    create_namespace,
+    is_namespace,
+    remove_namespace,
+    run_in_namespace,
+    set_interface_sysctl,
+    write_sysctl,
+)
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 HOST_LOCK = Path("/run/pynode-network.lock")  # host-wide: daemons on one host pick subnets in turn
 BRIDGE_NAME_OPT = "com.docker.network.bridge.name"
 MASQ_OPT = "com.docker.network.bridge.enable_ip_masquerade"
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _DRIVERS = ("bridge", "macvlan")
+
+
+def off_loop(method: Callable[..., T]) -> Callable[..., T]:
+    """Run a kernel-touching method in a helper thread when called from a thread with a running asyncio
+    loop: pyroute2's synchronous IPRoute drives its own loop and refuses to start inside a running one.
+    The caller still gets the result (or the error) synchronously."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return method(*args, **kwargs)
+        return run_in_namespace(None, lambda: method(*args, **kwargs))
+
+    return wrapper
 
 
 class NetworkService:
@@ -118,6 +143,7 @@ class NetworkService:
                 links.delete_link(network.iface)
         nft.delete_table(self.table)
 
+    @off_loop
     def restore(self, running: Sequence[tuple[str, int | None]]) -> None:
         """Reconcile with the containers the engine adopted: keep those with a pid, release the rest."""
         with self._lock:
@@ -134,6 +160,7 @@ class NetworkService:
         return {}
 
     # --- networks --------------------------------------------------------------------------------
+    @off_loop
     def create_network(
         self, name: str, *, driver: str = "bridge", subnet: str | None = None, gateway: str | None = None,
         ip_range: str | None = None, internal: bool = False, attachable: bool = False,
@@ -186,6 +213,7 @@ class NetworkService:
                          networks_in_use=in_use, host_routes=self._host_routes())
         return replace(network, ipam=ipam, iface=iface)
 
+    @off_loop
     def remove_network(self, id_or_name: str) -> None:
         with self._lock:
             network = self.find(id_or_name)
@@ -199,6 +227,7 @@ class NetworkService:
             self._sync_rules()
             self._emit("destroy", network)
 
+    @off_loop
     def prune(self, *, labels: Sequence[str] = ()) -> list[str]:
         """Remove user-defined networks that no container uses (and that carry every given label)."""
         removed = []
@@ -259,6 +288,7 @@ class NetworkService:
         }
 
     # --- sandboxes -------------------------------------------------------------------------------
+    @off_loop
     def create_sandbox(self, container_id: str) -> Path:
         """A fresh network namespace for a container, pinned at `<exec-root>/netns/<container_id>`, loopback
         up. Point the OCI config's network namespace at the returned path. Idempotent."""
@@ -273,6 +303,7 @@ class NetworkService:
         record = self._containers.get(container_id)
         return Path(record.sandbox) if record and record.sandbox else None
 
+    @off_loop
     def remove_sandbox(self, container_id: str) -> None:
         """Unplug the container's endpoints (addresses freed), unmount and unlink its namespace. Published
         ports stay recorded (without a target) until `unpublish` or `release`. Idempotent."""
@@ -290,6 +321,7 @@ class NetworkService:
                 self._sync_rules()
 
     # --- endpoints -------------------------------------------------------------------------------
+    @off_loop
     def connect(
         self, container_id: str, network_ref: str, *, name: str = "", aliases: Iterable[str] = (),
         ipv4_address: str | None = None, hostname: str | None = None, mac_address: str | None = None,
@@ -371,6 +403,7 @@ class NetworkService:
         elif endpoint.ifname and sandbox is not None and is_namespace(sandbox):
             links.delete_link(endpoint.ifname, sandbox)
 
+    @off_loop
     def disconnect(self, container_id: str, network_ref: str, *, force: bool = False) -> None:
         """Detach the container from one network (its interface goes; ports to it go if it was the last)."""
         with self._lock:
@@ -421,6 +454,7 @@ class NetworkService:
                     for ep in record.endpoints if ep.network_id in self._networks}
 
     # --- published ports -------------------------------------------------------------------------
+    @off_loop
     def publish(self, container_id: str, bindings: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Publish ports ({HostIp, HostPort, ContainerPort, Protocol}; HostPort "" or 0 = random) to the
         container's address on its first bridge network; returns the actual bindings. A host port in use
@@ -449,6 +483,7 @@ class NetworkService:
             self._port_socks.setdefault(container_id, []).extend(held)
             return [p.to_docker() for p in published]
 
+    @off_loop
     def unpublish(self, container_id: str) -> None:
         with self._lock:
             for sock in self._port_socks.pop(container_id, []):
@@ -471,6 +506,7 @@ class NetworkService:
         return None
 
     # --- release and restore ---------------------------------------------------------------------
+    @off_loop
     def release(self, container_id: str) -> None:
         """Everything of the container's networking: endpoints, ports, DNS, sandbox, record. Idempotent."""
         with self._lock:

@@ -246,3 +246,24 @@ def test_sandbox_removal_is_idempotent_and_frees_the_address(harness: Harness) -
     assert again["IPAddress"] == ep["IPAddress"]
     h.service.release(cid)
     h.service.release(cid)
+
+
+def test_calls_from_a_running_event_loop_work(harness: Harness) -> None:
+    """The container service calls from the daemon's loop thread; pyroute2 must not see that loop."""
+    h = harness
+    cid = "e" * 64
+
+    async def from_the_loop() -> dict[str, object]:
+        h.service.create_sandbox(cid)
+        settings = h.service.connect(cid, "bridge", name="looped")
+        h.service.publish(cid, [{"HostIp": "127.0.0.1", "HostPort": "", "ContainerPort": 80}])
+        return settings
+
+    settings = h.run(from_the_loop())
+    assert settings["IPAddress"]
+    h.run(_release_async(h, cid))
+    assert h.service.sandbox_path(cid) is None
+
+
+async def _release_async(h: Harness, cid: str) -> None:
+    h.service.release(cid)
