@@ -93,6 +93,8 @@ class ContainerService:
         self._restart_tasks: dict[str, asyncio.Task[None]] = {}
         self._delays: dict[str, float] = {}
         self._poller: asyncio.Task[None] | None = None
+        self._wakers: dict[str, asyncio.Event] = {}
+        self._followers: dict[str, int] = {}
         self.execs: Any = None  # set by ExecService
         images.set_in_use_checker(self.using_image)
         volumes.set_in_use_checker(self.using_volume)
@@ -333,7 +335,6 @@ class ContainerService:
         health = Health() if hc.settings_of(c.config) else None
         c = self._save(c.with_state(status=Status.RUNNING, pid=handle.pid, conmon_pid=handle.conmon_pid,
                                     started_at=now_iso(), error="", exit_code=0, oom_killed=False, health=health))
-        self._exited[c.id] = asyncio.Event()
         self._watch(c)
         self._publish(c, "start")
 
@@ -473,6 +474,7 @@ class ContainerService:
         self._publish(c, "die", exitCode=str(code))
         self._exited.pop(cid, asyncio.Event()).set()
         self._exited[cid] = asyncio.Event()
+        self._wake(cid)
         policy = RestartPolicy.of(c.host_config)
         if should_restart(policy, exit_code=code, restart_count=c.restart_count, manually_stopped=c.manually_stopped):
             delay = next_delay(self._delays.get(cid, 0.0), ran_for=ran_for)
@@ -480,6 +482,7 @@ class ContainerService:
             self._save(replace(c.with_state(status=Status.RESTARTING), restart_count=c.restart_count + 1))
             self._restart_tasks[cid] = asyncio.create_task(self._restart_later(cid, delay))
         elif c.host_config.get("AutoRemove"):
+            await self._drain_followers(cid)
             with contextlib.suppress(NodeError):
                 await self.remove(cid, force=True, volumes=True)
 
@@ -632,11 +635,24 @@ class ContainerService:
     async def _poll_logs(self) -> None:
         while True:
             await asyncio.sleep(0.1)
-            for live in list(self._live.values()):
+            for cid, live in list(self._live.items()):
                 try:
-                    live.pump.pump()
+                    if live.pump.pump():
+                        self._wake(cid)
                 except OSError as exc:
                     log.warning("log pump: %s", exc)
+
+    def _wake(self, cid: str) -> None:
+        event = self._wakers.pop(cid, None)
+        if event is not None:
+            event.set()
+
+    async def _drain_followers(self, cid: str) -> None:
+        """Let attached streams read the last lines before the log goes away with the container."""
+        for _ in range(200):
+            if not self._followers.get(cid):
+                return
+            await asyncio.sleep(0.01)
 
     def logs(self, ref: str, q: lg.LogQuery, *, until_exit: bool = False) -> AsyncIterator[bytes]:
         """State is captured now (not when the stream is first read), so an exit right after is not missed."""
@@ -661,10 +677,10 @@ class ContainerService:
         if not (q.follow or until_exit):
             return
         fh = _open_at(target, position)
+        self._followers[c.id] = self._followers.get(c.id, 0) + 1
         try:
             while True:
-                live = self._live.get(c.id)
-                changed = live.pump.changed if live else None
+                waker = self._wakers.setdefault(c.id, asyncio.Event())
                 fh = _reopen_if_rotated(fh, target)
                 for line in fh.readlines() if fh else []:
                     e = lg.decode_entry(line)
@@ -685,12 +701,14 @@ class ContainerService:
                             if e is not None:
                                 yield lg.render_entry(e, q, tty=tty)
                     return
-                waiter = changed.wait() if changed else asyncio.sleep(0.1)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(waiter, 0.5)
+                    await asyncio.wait_for(waker.wait(), 1.0)
         finally:
             if fh is not None:
                 fh.close()
+            self._followers[c.id] -= 1
+            if not self._followers[c.id]:
+                self._followers.pop(c.id, None)
 
     # --- views ---------------------------------------------------------------------------------------
     def inspect(self, ref: str, *, size: bool = False) -> dict[str, Any]:
