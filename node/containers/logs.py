@@ -85,8 +85,13 @@ class LogPump:
         if end < 0:
             return False
         self.offset += end + 1
-        out = b"".join(self._convert(line) for line in data[:end].split(b"\n"))
-        if out:
+        converted = [self._convert(line) for line in data[:end].split(b"\n")]
+        out = b"".join(converted)
+        if out and self.rotation.max_size:
+            for chunk in converted:
+                if chunk:
+                    self._append(chunk)
+        elif out:
             self._append(out)
         self.offset_file.write_text(str(self.offset))
         if out:
