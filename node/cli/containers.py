@@ -487,7 +487,8 @@ def _ago(unix: float) -> str:
 def ps_row(c: dict[str, Any], *, no_trunc: bool) -> dict[str, Any]:
     command = c["Command"] if no_trunc else _trunc(c["Command"], 20)
     return {
-        "ID": c["Id"] if no_trunc else c["Id"][:12], "Image": c["Image"], "Command": json.dumps(command, ensure_ascii=False),
+        "ID": c["Id"] if no_trunc else c["Id"][:12], "Image": c["Image"],
+        "Command": json.dumps(command, ensure_ascii=False),
         "CreatedAt": datetime.fromtimestamp(c["Created"], UTC).strftime("%Y-%m-%d %H:%M:%S +0000 UTC"),
         "RunningFor": _ago(c["Created"]), "Ports": "", "State": c["State"], "Status": c["Status"],
         "Names": ",".join(n.lstrip("/") for n in c["Names"]),
