@@ -34,6 +34,7 @@ class Image:
     created: str = ""
     size: int = 0
     manifest_digest: str = ""
+    build_cache: bool = False  # a builder step's result: hidden from listings while untagged
 
     @property
     def top_chain_id(self) -> str | None:

@@ -132,14 +132,22 @@ class ImageStore:
             return self._with_tags(self._images[image_id])
 
     def images(self) -> list[Image]:
-        """Every image, newest first."""
+        """Every image, newest first (untagged builder cache images left out: see `build_cache_images`)."""
         with self._lock:
-            found = [self._with_tags(image) for image in self._images.values()]
+            found = [self._with_tags(image) for image in self._images.values() if not self._is_hidden(image)]
         return sorted(found, key=lambda image: (image.created, image.id), reverse=True)
 
     def list_images(self, filters: Mapping[str, Sequence[str]] | None = None) -> list[Image]:
         """`docker images --filter ...`: see node.images.filters."""
         return filter_images(self.images(), filters or {}, resolve=self.resolve)
+
+    def build_cache_images(self) -> list[Image]:
+        """Builder step results no tag names (what `builder prune` removes)."""
+        with self._lock:
+            return [self._with_tags(image) for image in self._images.values() if self._is_hidden(image)]
+
+    def _is_hidden(self, image: Image) -> bool:
+        return image.build_cache and not self._tags_of(image.id)
 
     def layer(self, chain_id: str) -> Layer:
         with self._lock:
@@ -164,10 +172,14 @@ class ImageStore:
         finally:
             self._release(txn)
 
-    def commit(self, config: dict[str, Any], *, tags: Sequence[str] = ()) -> Image:
-        """Make an image from an OCI config whose `rootfs.diff_ids` name registered layers; tag it."""
+    def commit(self, config: dict[str, Any], *, tags: Sequence[str] = (), build_cache: bool = False) -> Image:
+        """Make an image from an OCI config whose `rootfs.diff_ids` name registered layers; tag it.
+
+        `build_cache`: a builder step's result, left out of `images()` and image prune while untagged
+        (the builder prunes them); an image committed both ways stays a normal image.
+        """
         config_bytes = json.dumps(config, separators=(",", ":"), sort_keys=True).encode()
-        image = self._register(config_bytes)
+        image = self._register(config_bytes, build_cache=build_cache)
         for tag in tags:
             self.tag(image.id, tag)
         return self.resolve(image.id)
@@ -278,7 +290,7 @@ class ImageStore:
         with self._lock:
             for image in list(self._images.values()):
                 tags = self._tags_of(image.id)
-                if (tags and not all_images) or self._in_use(image.id):
+                if (tags and not all_images) or self._in_use(image.id) or self._is_hidden(image):
                     continue
                 before = self._layers_size()
                 deleted += [{"Untagged": t} for t in tags]
@@ -363,7 +375,8 @@ class ImageStore:
             image_id = f"sha256:{entry.stem}"
             try:
                 config_bytes = (self.blobs / entry.stem).read_bytes()
-                self._images[image_id] = self._image_from(config_bytes, record["manifest"])
+                self._images[image_id] = replace(self._image_from(config_bytes, record["manifest"]),
+                                                 build_cache=bool(record.get("build_cache")))
             except (OSError, KeyError, ValueError, NotFound) as exc:
                 log.warning("dropping unreadable image %s: %s", image_id, exc)
 
@@ -614,18 +627,25 @@ class ImageStore:
         return image
 
     # --- registering and removing ----------------------------------------------------------------
-    def _register(self, config_bytes: bytes) -> Image:
+    def _register(self, config_bytes: bytes, *, build_cache: bool = False) -> Image:
         """Write the config and manifest blobs and the image record; add the layers' refcounts."""
         image_id = sha256_digest(config_bytes)
         with self._lock:
             if image_id in self._images:
-                return self._images[image_id]
+                image = self._images[image_id]
+                if image.build_cache and not build_cache:  # made by a build and now by load/import too
+                    image = self._images[image_id] = replace(image, build_cache=False)
+                    write_json_atomic(self.imagedb / f"{hex_of(image_id)}.json", {"manifest": image.manifest_digest})
+                return image
             image = self._image_from(config_bytes, "")
             manifest = self._manifest_of(image, config_bytes)
             manifest_digest = self._write_blob(manifest)
             self._write_blob(config_bytes)
-            write_json_atomic(self.imagedb / f"{hex_of(image_id)}.json", {"manifest": manifest_digest})
-            image = replace(image, manifest_digest=manifest_digest)
+            record: dict[str, Any] = {"manifest": manifest_digest}
+            if build_cache:
+                record["build_cache"] = True
+            write_json_atomic(self.imagedb / f"{hex_of(image_id)}.json", record)
+            image = replace(image, manifest_digest=manifest_digest, build_cache=build_cache)
             self._images[image_id] = image
             for chain in image.chain_ids:
                 self._refs.setdefault(chain, set()).add(image_id)
