@@ -1,19 +1,32 @@
-"""The engine's API client: a thin httpx wrapper over the unix socket, used by every CLI and by compose."""
+"""The engine's API client over the unix socket, used by every CLI and by compose.
+
+Built on the standard library's http.client rather than httpx: every `pynode` command pays for the
+client's import, and httpx costs ~150 ms of a short command's start (it pulls in its own CLI, rich and
+pygments); http.client costs a tenth of that. One connection per request: unix sockets are cheap, and
+commands like `run` hold two streams (attach and wait) at once.
+
+Responses offer the small httpx-like surface the CLIs use: `status_code`, `headers`, `content`,
+`text`, `json()`, `read()`, `iter_raw()`, `iter_bytes()`, `iter_lines()`; `socket` is the raw
+connection, for hijacked (upgraded) streams.
+"""
 
 from __future__ import annotations
 
+import http.client
 import json
-from collections.abc import Iterator
+import os
+import socket
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
-
-import httpx
+from urllib.parse import quote, urlencode
 
 from node.config import resolve_host, socket_path_of
 from node.errors import Conflict, EngineFailure, InvalidArgument, NodeError, NotFound
 from node.version import API_VERSION
 
 _STATUS_ERRORS: dict[int, type[NodeError]] = {400: InvalidArgument, 404: NotFound, 409: Conflict}
+_CHUNK = 64 * 1024
 
 
 class DaemonUnavailable(NodeError):
@@ -28,19 +41,101 @@ def _api_error(status: int, message: str) -> NodeError:
     return err
 
 
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float | None) -> None:
+        super().__init__("pynode", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class Response:
+    """One HTTP response; its body is read on demand (streams) or at once (`content`)."""
+
+    def __init__(self, conn: _UnixConnection, raw: http.client.HTTPResponse) -> None:
+        self._conn = conn
+        self._raw = raw
+        self.status_code = raw.status
+        self.reason_phrase = raw.reason
+        self.headers = raw.headers
+        self._content: bytes | None = None
+
+    @property
+    def socket(self) -> socket.socket | None:
+        return self._conn.sock
+
+    def read(self) -> bytes:
+        if self._content is None:
+            try:
+                self._content = self._raw.read()
+            except http.client.IncompleteRead as exc:
+                self._content = exc.partial
+        return self._content
+
+    @property
+    def content(self) -> bytes:
+        return self.read()
+
+    @property
+    def text(self) -> str:
+        return self.read().decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.read())
+
+    def iter_raw(self, chunk_size: int = _CHUNK) -> Iterator[bytes]:
+        """The body as it arrives (chunked transfer decoded)."""
+        if self._content is not None:
+            if self._content:
+                yield self._content
+            return
+        while True:
+            try:
+                chunk = self._raw.read1(chunk_size)
+            except http.client.IncompleteRead as exc:
+                if exc.partial:
+                    yield exc.partial
+                return
+            if not chunk:
+                return
+            yield chunk
+
+    iter_bytes = iter_raw
+
+    def iter_lines(self) -> Iterator[str]:
+        pending = b""
+        for chunk in self.iter_raw():
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                yield line.rstrip(b"\r").decode("utf-8", "replace")
+        if pending:
+            yield pending.decode("utf-8", "replace")
+
+    def close(self) -> None:
+        self._raw.close()
+        self._conn.close()
+
+
 class EngineClient:
     """`EngineClient(host)`; `host` None means -H / PYNODE_HOST / the default socket."""
 
     def __init__(self, host: str | None = None, *, timeout: float | None = 300.0) -> None:
         self.host = resolve_host(host)
         self.socket_path = socket_path_of(self.host)
-        transport = httpx.HTTPTransport(uds=str(self.socket_path))
-        self._http = httpx.Client(
-            transport=transport, base_url=f"http://pynode/v{API_VERSION}", timeout=httpx.Timeout(timeout)
-        )
+        self.timeout = timeout
+        self._prefix = f"/v{API_VERSION}"
 
     def close(self) -> None:
-        self._http.close()
+        """Nothing to release: each request has its own connection."""
 
     def __enter__(self) -> EngineClient:
         return self
@@ -49,11 +144,12 @@ class EngineClient:
         self.close()
 
     # --- plain requests -------------------------------------------------------------------------
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def request(self, method: str, path: str, **kwargs: Any) -> Response:
+        response = self._send(method, path, **kwargs)
         try:
-            response = self._http.request(method, path, **kwargs)
-        except (httpx.ConnectError, FileNotFoundError, ConnectionRefusedError) as exc:
-            raise self._unavailable() from exc
+            response.read()
+        finally:
+            response.close()
         _raise_for_status(response)
         return response
 
@@ -70,21 +166,23 @@ class EngineClient:
 
     def ping(self) -> bool:
         try:
-            return self._http.get("/_ping", timeout=2.0).status_code == 200
-        except (httpx.TransportError, OSError):
+            return self.request("GET", "/_ping", timeout=2.0).status_code == 200
+        except (NodeError, OSError, http.client.HTTPException):
             return False
 
     # --- streams --------------------------------------------------------------------------------
     @contextmanager
-    def stream(self, method: str, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
+    def stream(self, method: str, path: str, **kwargs: Any) -> Iterator[Response]:
+        """A response whose body is read as it comes; no read timeout unless one is given."""
+        kwargs.setdefault("timeout", None)
+        response = self._send(method, path, **kwargs)
         try:
-            with self._http.stream(method, path, **kwargs) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    _raise_for_status(response)
-                yield response
-        except (httpx.ConnectError, FileNotFoundError, ConnectionRefusedError) as exc:
-            raise self._unavailable() from exc
+            if response.status_code >= 400:
+                response.read()
+                _raise_for_status(response)
+            yield response
+        finally:
+            response.close()
 
     def stream_json(self, method: str, path: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
         """Docker's progress streams: one JSON object per line; an `error` member raises."""
@@ -98,17 +196,186 @@ class EngineClient:
                     raise _api_error(int(detail.get("code", 500) or 500), message["error"])
                 yield message
 
+    # --- the wire -------------------------------------------------------------------------------
+    def _send(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None,
+              content: Any = None, headers: Mapping[str, str] | None = None,
+              timeout: float | None | object = ...) -> Response:
+        url = self._prefix + quote(path, safe="/:@!$&'()*+,;=-._~%")
+        if params:
+            query = urlencode([(k, _param(v)) for k, v in _param_items(params)])
+            if query:
+                url += "?" + query
+        send_headers = {"Host": "pynode", "User-Agent": "pynode-cli"}
+        body: Any = None
+        if json is not None:
+            body = _json_dumps(json).encode()
+            send_headers["Content-Type"] = "application/json"
+        elif content is not None:
+            body, length = _body_of(content)
+            if length is not None:
+                send_headers["Content-Length"] = str(length)
+        elif method in ("POST", "PUT", "PATCH"):
+            send_headers["Content-Length"] = "0"
+        send_headers.update(headers or {})
+        conn = _UnixConnection(str(self.socket_path), self.timeout if timeout is ... else timeout)  # type: ignore[arg-type]
+        try:
+            conn.request(method, url, body=body, headers=send_headers,
+                         encode_chunked="Content-Length" not in send_headers and body is not None)
+            raw = conn.getresponse()
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            conn.close()
+            raise self._unavailable() from exc
+        except BaseException:
+            conn.close()
+            raise
+        return Response(conn, raw)
+
+    @contextmanager
+    def hijack(self, path: str, *, params: Mapping[str, str] | None = None,
+               json_body: Any = None) -> Iterator[HijackedConnection]:
+        """POST with `Upgrade: tcp` (Docker's attach and exec start): after `101 UPGRADED` the connection carries
+        stdin one way and output the other (node.api.hijack); an error answer raises as any request does."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            try:
+                sock.connect(str(self.socket_path))
+            except (FileNotFoundError, ConnectionRefusedError) as exc:
+                raise self._unavailable() from exc
+            body = _json_dumps(json_body).encode() if json_body is not None else b""
+            target = self._prefix + quote(path, safe="/:@!$&'()*+,;=-._~%")
+            if params:
+                target += "?" + urlencode(list(params.items()))
+            head = (f"POST {target} HTTP/1.1\r\nHost: pynode\r\nUser-Agent: pynode-cli\r\nConnection: Upgrade\r\n"
+                    f"Upgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+            sock.sendall(head.encode() + body)
+            status, headers, early = _read_head(sock)
+            if status != 101:
+                text = _read_to_end(sock, headers, early).decode("utf-8", "replace")
+                try:
+                    message = json.loads(text).get("message") or text
+                except (ValueError, AttributeError):
+                    message = text
+                raise _api_error(status, message.strip() or f"status {status}")
+            yield HijackedConnection(sock, early)
+        finally:
+            sock.close()
+
     def _unavailable(self) -> DaemonUnavailable:
         return DaemonUnavailable(
             f"Cannot connect to the pynode daemon at {self.host}. Is the pynode daemon running?"
         )
 
 
-def _raise_for_status(response: httpx.Response) -> None:
+class HijackedConnection:
+    """The raw stream of a hijacked request: `recv()` (b"" at its end), `send()`, `close_input()`."""
+
+    def __init__(self, sock: socket.socket, early: bytes) -> None:
+        self.sock = sock
+        self._early = early
+
+    def recv(self, size: int = _CHUNK) -> bytes:
+        if self._early:
+            data, self._early = self._early, b""
+            return data
+        try:
+            return self.sock.recv(size)
+        except ConnectionResetError:
+            return b""
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def close_input(self) -> None:
+        """Half-close: the daemon sees the end of our stdin and goes on sending output."""
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+
+def _read_head(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(_CHUNK)
+        if not chunk:
+            raise EngineFailure("the daemon closed the connection before answering")
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    try:
+        status = int(lines[0].split()[1])
+    except (IndexError, ValueError):
+        raise EngineFailure(f"bad answer from the daemon: {lines[0]!r}") from None
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return status, headers, rest
+
+
+def _read_to_end(sock: socket.socket, headers: Mapping[str, str], rest: bytes) -> bytes:
+    length = int(headers["content-length"]) if headers.get("content-length", "").isdigit() else None
+    while length is None or len(rest) < length:
+        chunk = sock.recv(_CHUNK)
+        if not chunk:
+            break
+        rest += chunk
+    return rest if length is None else rest[:length]
+
+
+def _json_dumps(value: Any) -> str:
+    return json.dumps(value)
+
+
+def _param_items(params: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    for key, value in params.items():
+        if isinstance(value, (list, tuple)):
+            for item in value:
+                yield key, item
+        else:
+            yield key, value
+
+
+def _param(value: Any) -> str:
+    """httpx's rendering of query values: booleans lower-case, None empty."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return ""
+    return str(value)
+
+
+def _body_of(content: Any) -> tuple[Any, int | None]:
+    """(body, length or None for chunked) for bytes, text, a file or an iterable of bytes."""
+    if isinstance(content, str):
+        content = content.encode()
+    if isinstance(content, (bytes, bytearray, memoryview)):
+        return bytes(content), len(content)
+    if hasattr(content, "read"):
+        try:
+            st = os.fstat(content.fileno())
+            if st.st_size and os.path.isfile(f"/proc/self/fd/{content.fileno()}"):
+                return content, st.st_size - content.tell()
+        except (OSError, ValueError, AttributeError):
+            pass
+        return _chunks_of(content), None
+    if isinstance(content, Iterable):
+        return (bytes(c) for c in content), None
+    raise TypeError(f"cannot send a body of type {type(content).__name__}")
+
+
+def _chunks_of(fh: Any) -> Iterator[bytes]:
+    while chunk := fh.read(_CHUNK):
+        yield chunk
+
+
+def _raise_for_status(response: Response) -> None:
     if response.status_code < 400:
         return
     try:
         message = response.json().get("message") or response.text
-    except (json.JSONDecodeError, AttributeError):
+    except (ValueError, AttributeError):
         message = response.text or response.reason_phrase
     raise _api_error(response.status_code, message)

@@ -1,6 +1,7 @@
 """`pynode`: the engine's command line, a thin client over its API.
 
-Each module below adds its commands to the `cli` group from node.cli.base; `main` runs it and turns
+Each module in node.cli.base.COMMAND_MODULES adds its commands to the `cli` group from node.cli.base
+(loaded lazily: a command imports only its own module); `main` runs it and turns
 engine errors into one line on stderr and Docker's exit codes (1, or 125 where a command says so).
 """
 
@@ -10,7 +11,6 @@ import sys
 
 import click
 
-from node.cli import containers, images, networks, system, volumes  # noqa: F401 - registers commands
 from node.cli.base import cli
 from node.errors import NodeError
 

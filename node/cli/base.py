@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -25,7 +26,43 @@ class CliState:
         return self._client
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+# The modules under node.cli that add commands to `cli`. Commands load lazily: a short command imports
+# only its own module (a cold start of `pynode run` is mostly imports), `--help` and names not in
+# _COMMAND_MODULE import them all. Groups that several modules extend (`system`, `image`) are left out
+# of the map on purpose. A test checks the map against the modules.
+COMMAND_MODULES: tuple[str, ...] = ("containers", "images", "networks", "system", "volumes")
+_COMMAND_MODULE: dict[str, str] = {
+    **dict.fromkeys(("attach", "container", "create", "events", "exec", "inspect", "kill", "logs", "pause", "ps",
+                     "restart", "rm", "run", "start", "stats", "stop", "top", "unpause", "wait"), "containers"),
+    **dict.fromkeys(("daemon", "info", "version"), "system"),
+    **dict.fromkeys(("history", "images", "import", "load", "rmi", "save", "tag"), "images"),
+    "network": "networks",
+    "volume": "volumes",
+}
+
+
+class LazyGroup(click.Group):
+    def _load(self, module: str) -> None:
+        importlib.import_module(f"node.cli.{module}")
+
+    def _load_all(self) -> None:
+        for module in COMMAND_MODULES:
+            self._load(module)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = _COMMAND_MODULE.get(cmd_name)
+        if module is not None:
+            self._load(module)
+        if cmd_name not in self.commands:
+            self._load_all()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_all()
+        return super().list_commands(ctx)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("-H", "--host", envvar="PYNODE_HOST", default=None, metavar="URL",
               help="Engine socket to connect to (unix:///run/pynode/pynode.sock; env PYNODE_HOST).")
 @click.pass_context

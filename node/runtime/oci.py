@@ -100,7 +100,10 @@ class OciRuntime:
         return str(wrapper)
 
     def argv(self, *args: str) -> list[str]:
-        return [self.path, f"--root={self.state_root}", *args]
+        """A direct runtime call. Only `create` (run by conmon through `self.path`) trips over a hybrid
+        layout; start, state, kill, exec, pause, update and delete work as they are, and skipping the
+        wrapper's two shells and a mount namespace saves ~10 ms on each."""
+        return [self.binary, f"--root={self.state_root}", *args]
 
     # --- container lifecycle ---------------------------------------------------------------------
     async def launch(self, req: LaunchRequest) -> ConmonHandle:
