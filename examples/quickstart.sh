@@ -10,3 +10,7 @@ if ! pynode version >/dev/null 2>&1; then
   for _ in $(seq 100); do pynode version >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 pynode info
+# A base image from the host's busybox-static (no registry is needed), then a container through crun.
+pynode image inspect busybox >/dev/null 2>&1 || pynode image bootstrap busybox
+pynode run --rm busybox echo "hello from a pynode container"
+pynode images
