@@ -17,14 +17,14 @@ DEFAULT_BRIDGE = "bridge"
 class Network:
     id: str
     name: str
-    driver: str  # bridge | macvlan | host | null
+    driver: str  # bridge | macvlan | overlay | host | null
     created: str
     internal: bool = False
     attachable: bool = False
     labels: dict[str, str] = field(default_factory=dict)
     options: dict[str, str] = field(default_factory=dict)
     ipam: IpamConfig | None = None
-    iface: str | None = None  # the Linux bridge (bridge driver)
+    iface: str | None = None  # the Linux bridge (bridge and overlay drivers)
     parent: str | None = None  # macvlan parent
 
     @property
@@ -33,8 +33,8 @@ class Network:
 
     @property
     def has_dns(self) -> bool:
-        """Embedded DNS serves user-defined bridge and macvlan networks, not the default bridge."""
-        return self.driver in ("bridge", "macvlan") and self.name != DEFAULT_BRIDGE
+        """Embedded DNS serves user-defined bridge, macvlan and overlay networks, not the default bridge."""
+        return self.driver in ("bridge", "macvlan", "overlay") and self.name != DEFAULT_BRIDGE
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -38,7 +38,7 @@ from node.config import DaemonConfig
 from node.errors import Conflict, InvalidArgument, NodeError, NotFound
 from node.events import EventBus
 from node.fsutil import read_json, write_json_atomic
-from node.network import dns, links, nft, ports
+from node.network import dns, links, nft, overlay, ports, vip
 from node.network.ipam import IpamConfig, allocate_address, mac_for, parse_pools, plan_ipam
 from node.network.model import DEFAULT_BRIDGE, ContainerNet, Endpoint, Network, Published
 from node.network.netns import (
@@ -49,6 +49,8 @@ from node.network.netns import (
     set_interface_sysctl,
     write_sysctl,
 )
+from node.network.overlay import Peer
+from node.network.vip import ServiceEntry
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -57,7 +59,8 @@ HOST_LOCK = Path("/run/pynode-network.lock")  # host-wide: daemons on one host p
 BRIDGE_NAME_OPT = "com.docker.network.bridge.name"
 MASQ_OPT = "com.docker.network.bridge.enable_ip_masquerade"
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-_DRIVERS = ("bridge", "macvlan")
+_DRIVERS = ("bridge", "macvlan", "overlay")
+_BRIDGED = ("bridge", "overlay")  # drivers whose containers sit on a Linux bridge of ours through a veth
 
 
 def off_loop(method: Callable[..., T]) -> Callable[..., T]:
@@ -89,6 +92,9 @@ class NetworkService:
         self._containers: dict[str, ContainerNet] = {}
         self._port_socks: dict[str, list[socket.socket]] = {}
         self._dns_open: set[str] = set()
+        # overlay networks: peers (remote endpoints) and service records, by network id
+        self._peers: dict[str, tuple[Peer, ...]] = {}
+        self._services: dict[str, dict[str, ServiceEntry]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.dns = dns.DnsServer(dns.Resolver(self.lookup, self.upstreams))
 
@@ -107,6 +113,8 @@ class NetworkService:
                 for network in list(self._networks.values()):
                     if network.driver == "bridge" and network.name != DEFAULT_BRIDGE:
                         self._ensure_bridge(network)
+                    elif network.driver == "overlay":
+                        self._save_network(self._ensure_overlay(network))
                 self._sync_rules()
             except Exception:
                 self._teardown_if_unused()  # a daemon that fails to start leaves no bridge behind
@@ -141,6 +149,8 @@ class NetworkService:
         for network in self._networks.values():
             if network.driver == "bridge" and network.iface:
                 links.delete_link(network.iface)
+            elif network.driver == "overlay" and network.iface:
+                overlay.delete_overlay(bridge=network.iface, vxlan=overlay.vxlan_name(network.id))
         nft.delete_table(self.table)
 
     @off_loop
@@ -178,6 +188,8 @@ class NetworkService:
             network = self._plan(network, subnet=subnet, gateway=gateway, ip_range=ip_range)
             if driver == "bridge":
                 self._ensure_bridge(network)
+            elif driver == "overlay":
+                network = self._ensure_overlay(network)
             try:
                 self._save_network(network)
                 self._sync_rules()
@@ -204,6 +216,13 @@ class NetworkService:
             ipam = plan_ipam(subnet=subnet, gateway=gateway, ip_range=ip_range, pools=self._pools(),
                              networks_in_use=in_use, host_routes=self._host_routes() if subnet is None else ())
             return replace(network, ipam=ipam, parent=parent)
+        if network.driver == "overlay":
+            if subnet is None:
+                raise InvalidArgument("an overlay network needs its subnet (decided by the cluster's allocator)")
+            ipam = plan_ipam(subnet=subnet, gateway=gateway, ip_range=ip_range, pools=self._pools(),
+                             networks_in_use=in_use, host_routes=self._host_routes())
+            overlay.parse_settings(network.options, ipam.subnet, ipam.gateway)
+            return replace(network, ipam=ipam, iface=overlay.bridge_name(network.id))
         iface = network.options.get(BRIDGE_NAME_OPT) or f"br-{network.id[:12]}"
         if len(iface) > 15 or not re.match(r"^[a-zA-Z0-9_.-]+$", iface):
             raise InvalidArgument(f"invalid bridge name {iface!r}: at most 15 letters, digits, '_', '.', '-'")
@@ -277,15 +296,20 @@ class NetworkService:
         options = dict(network.options)
         if network.driver == "bridge" and network.iface:
             options.setdefault(BRIDGE_NAME_OPT, network.iface)
+        extra: dict[str, Any] = {}
+        if network.driver == "overlay":
+            extra = {"Peers": [p.to_docker() for p in self._peers.get(network.id, ())],
+                     "Services": {e.name: e.to_docker() for e in self._services.get(network.id, {}).values()}}
         return {
-            "Name": network.name, "Id": network.id, "Created": network.created, "Scope": "local",
+            "Name": network.name, "Id": network.id, "Created": network.created,
+            "Scope": "swarm" if network.driver == "overlay" else "local",
             "Driver": network.driver, "EnableIPv6": False,
             "IPAM": {"Driver": "default", "Options": {},
                      "Config": [network.ipam.to_docker()] if network.ipam is not None else []},
             "Internal": network.internal, "Attachable": network.attachable, "Ingress": False,
             "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": containers,
             "Options": options, "Labels": dict(network.labels),
-        }
+        } | extra
 
     # --- sandboxes -------------------------------------------------------------------------------
     @off_loop
@@ -349,6 +373,7 @@ class NetworkService:
             record = replace(record, endpoints=(*record.endpoints, endpoint))
             self._save_container(record)
             self._sync_rules()
+            self._sync_lb(record)
             self._ensure_dns(record)
             self._emit("connect", network, container_id)
             return self.endpoint_settings(record, endpoint)
@@ -382,10 +407,14 @@ class NetworkService:
             gateway=None if network.internal else str(network.ipam.gateway), ifname=ifname)
         sandbox = Path(record.sandbox)
         try:
-            if network.driver == "bridge":
+            if network.driver in _BRIDGED:
                 endpoint = replace(endpoint, host_ifname=f"veth{endpoint.id[:11]}")
                 assert network.iface is not None and endpoint.host_ifname is not None
                 links.add_veth(bridge=network.iface, host_ifname=endpoint.host_ifname, netns=sandbox, ifname=ifname)
+                if network.driver == "overlay":
+                    mtu = int(network.options[overlay.MTU_OPT])
+                    overlay.set_mtu(endpoint.host_ifname, mtu)
+                    overlay.set_mtu(ifname, mtu, sandbox)
             else:
                 assert network.parent is not None
                 links.add_macvlan(parent=network.parent, netns=sandbox, ifname=ifname, mac=endpoint.mac)
@@ -422,6 +451,7 @@ class NetworkService:
                 self._reroute(sandbox, rest)
             self._save_container(record)
             self._sync_rules()
+            self._sync_lb(record, was_on_overlay=network.driver == "overlay")
             if not any(self._networks[ep.network_id].has_dns for ep in rest if ep.network_id in self._networks):
                 self._close_dns(container_id)
             self._emit("disconnect", network, container_id)
@@ -501,9 +531,108 @@ class NetworkService:
     def _port_target(self, record: ContainerNet) -> tuple[str, str] | None:
         for ep in record.endpoints:
             network = self._networks.get(ep.network_id)
-            if network is not None and network.driver == "bridge" and ep.address and network.iface:
+            if network is not None and network.driver in _BRIDGED and ep.address and network.iface:
                 return ep.address, network.iface
         return None
+
+    # --- overlay peers and services ---------------------------------------------------------------
+    def _overlay(self, network_ref: str) -> Network:
+        network = self.find(network_ref)
+        if network.driver != "overlay":
+            raise InvalidArgument(f"network {network.name} is a {network.driver} network; peers and service "
+                                  "records belong to overlay networks")
+        return network
+
+    @off_loop
+    def add_peers(self, network_ref: str, raw_peers: object) -> list[dict[str, str]]:
+        """Program remote endpoints ([{IP, MAC, VTEP}]); a peer with a known IP replaces it. Idempotent."""
+        with self._lock:
+            network = self._overlay(network_ref)
+            assert network.ipam is not None
+            added = overlay.parse_peers(raw_peers, network.ipam.subnet)
+            mine = {ep.address for r in self._containers_on(network.id) if (ep := r.endpoint_on(network.id))}
+            local = sorted(p.ip for p in added if p.ip in mine)
+            if local:
+                raise Conflict(f"peer address {local[0]} belongs to a container on this node (network {network.name})")
+            return self._set_peers(network, overlay.merge_peers(self._peers.get(network.id, ()), added))
+
+    @off_loop
+    def remove_peers(self, network_ref: str, addresses: Sequence[str] | None = None) -> list[dict[str, str]]:
+        """Forget the peers with these IPs (None: all of them); unknown addresses are fine."""
+        with self._lock:
+            network = self._overlay(network_ref)
+            gone = None if addresses is None else {str(a).split("/")[0] for a in addresses}
+            kept = () if gone is None else tuple(p for p in self._peers.get(network.id, ()) if p.ip not in gone)
+            return self._set_peers(network, kept)
+
+    def list_peers(self, network_ref: str) -> list[dict[str, str]]:
+        with self._lock:
+            return [p.to_docker() for p in self._peers.get(self._overlay(network_ref).id, ())]
+
+    def _set_peers(self, network: Network, peers: tuple[Peer, ...]) -> list[dict[str, str]]:
+        overlay.sync_peers(overlay.vxlan_name(network.id), peers)
+        self._peers[network.id] = peers
+        self._save_overlay(network.id)
+        return [p.to_docker() for p in peers]
+
+    @off_loop
+    def set_service(self, network_ref: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Create or replace a service record ({VIP, EndpointMode, Backends, Aliases}); the VIP's map in every
+        sandbox on the network is replaced atomically (one nft transaction per sandbox)."""
+        with self._lock:
+            network = self._overlay(network_ref)
+            assert network.ipam is not None
+            entry = vip.parse_service(name, body, network.ipam.subnet)
+            services = self._services.setdefault(network.id, {})
+            clash = next((e for e in services.values() if e.name != entry.name and e.vip and e.vip == entry.vip), None)
+            if clash is not None:
+                raise Conflict(f"VIP {entry.vip} is already service {clash.name}'s on network {network.name}")
+            services[entry.name] = entry
+            self._save_overlay(network.id)
+            self._sync_lb_on(network.id)
+            return entry.to_docker()
+
+    @off_loop
+    def remove_service(self, network_ref: str, name: str) -> None:
+        """Forget a service record and its VIP (missing is fine)."""
+        with self._lock:
+            network = self._overlay(network_ref)
+            if self._services.get(network.id, {}).pop(name.lower(), None) is not None:
+                self._save_overlay(network.id)
+                self._sync_lb_on(network.id)
+
+    def list_services(self, network_ref: str) -> list[dict[str, Any]]:
+        with self._lock:
+            network = self._overlay(network_ref)
+            return [e.to_docker() for e in sorted(self._services.get(network.id, {}).values(), key=lambda e: e.name)]
+
+    def _sync_lb_on(self, network_id: str) -> None:
+        for record in self._containers_on(network_id):
+            self._sync_lb(record)
+
+    def _sync_lb(self, record: ContainerNet, *, was_on_overlay: bool = False) -> None:
+        """The sandbox's VIP table from the services of every overlay it is on (removed when none is left)."""
+        if not record.sandbox or not is_namespace(Path(record.sandbox)):
+            return
+        on_overlay = [ep.network_id for ep in record.endpoints
+                      if ep.network_id in self._networks and self._networks[ep.network_id].driver == "overlay"]
+        if not on_overlay and not was_on_overlay:
+            return
+        entries = [e for nid in on_overlay for e in self._services.get(nid, {}).values()]
+        vip.apply_lb(Path(record.sandbox), self.table, entries)
+
+    def _save_overlay(self, network_id: str) -> None:
+        data = {"peers": [p.to_docker() for p in self._peers.get(network_id, ())],
+                "services": [e.to_json() for e in self._services.get(network_id, {}).values()]}
+        write_json_atomic(self.state_dir / "overlay" / f"{network_id}.json", data)
+
+    def _load_overlay(self, network_id: str) -> None:
+        path = self.state_dir / "overlay" / f"{network_id}.json"
+        if not path.exists():
+            return
+        data = read_json(path)
+        self._peers[network_id] = tuple(Peer(ip=p["IP"], mac=p["MAC"], vtep=p["VTEP"]) for p in data.get("peers", ()))
+        self._services[network_id] = {e["Name"]: ServiceEntry.from_json(e) for e in data.get("services", ())}
 
     # --- release and restore ---------------------------------------------------------------------
     @off_loop
@@ -512,6 +641,8 @@ class NetworkService:
         with self._lock:
             record = self._containers.get(container_id)
             self.unpublish(container_id)
+            if record is None and not is_namespace(self.netns_dir / container_id):
+                return  # never plumbed, or released already
             if record is not None:
                 sandbox = Path(record.sandbox) if record.sandbox else None
                 for endpoint in record.endpoints:
@@ -531,6 +662,8 @@ class NetworkService:
             self.release(record.container_id)
             return
         self._ensure_dns(record)
+        with contextlib.suppress(NodeError):
+            self._sync_lb(record)
         if record.ports and record.container_id not in self._port_socks:
             socks = []
             for port in record.ports:
@@ -547,6 +680,10 @@ class NetworkService:
         name = qname.rstrip(".").lower()
         mine = {ep.network_id for ep in asking.endpoints
                 if ep.network_id in self._networks and self._networks[ep.network_id].has_dns}
+        for network_id in sorted(mine):
+            answer = vip.resolve(self._services.get(network_id, {}).values(), name, self._networks[network_id].name)
+            if answer is not None:
+                return answer
         found: list[IPv4Address] = []
         for record in list(self._containers.values()):
             for ep in record.endpoints:
@@ -658,16 +795,39 @@ class NetworkService:
             links.delete_link(network.iface)
             raise
 
+    def _ensure_overlay(self, network: Network) -> Network:
+        """The overlay's bridge and VXLAN device, and its peers' FDB and neighbour entries. The effective MTU
+        is recorded in the network's options (container veths get it too)."""
+        assert network.iface is not None and network.ipam is not None
+        settings = overlay.parse_settings(network.options, network.ipam.subnet, network.ipam.gateway)
+        mtu = settings.mtu or overlay.underlay_mtu(settings.local) - overlay.VXLAN_OVERHEAD
+        network = replace(network, options={**network.options, overlay.MTU_OPT: str(mtu)})
+        vxlan = overlay.vxlan_name(network.id)
+        overlay.ensure_overlay(bridge=network.iface, vxlan=vxlan, settings=settings, mtu=mtu,
+                               gateway=network.ipam.gateway, prefixlen=network.ipam.subnet.prefixlen)
+        try:
+            set_interface_sysctl(network.iface, "route_localnet", "1")
+            overlay.sync_peers(vxlan, self._peers.get(network.id, ()))
+        except Exception:
+            overlay.delete_overlay(bridge=network.iface, vxlan=vxlan)
+            raise
+        return network
+
     def _drop_network(self, network: Network) -> None:
         if network.driver == "bridge" and network.iface:
             links.delete_link(network.iface)
+        elif network.driver == "overlay" and network.iface:
+            overlay.delete_overlay(bridge=network.iface, vxlan=overlay.vxlan_name(network.id))
         self._networks.pop(network.id, None)
+        self._peers.pop(network.id, None)
+        self._services.pop(network.id, None)
         (self.state_dir / "networks" / f"{network.id}.json").unlink(missing_ok=True)
+        (self.state_dir / "overlay" / f"{network.id}.json").unlink(missing_ok=True)
 
     def _sync_rules(self) -> None:
         bridges = [nft.BridgeRules(iface=n.iface, subnet=str(n.ipam.subnet), internal=n.internal,
                                    masquerade=n.options.get(MASQ_OPT, "true") != "false")
-                   for n in self.list_networks() if n.driver == "bridge" and n.iface and n.ipam]
+                   for n in self.list_networks() if n.driver in _BRIDGED and n.iface and n.ipam]
         rules = []
         for record in sorted(self._containers.values(), key=lambda r: r.container_id):
             target = self._port_target(record)
@@ -692,9 +852,13 @@ class NetworkService:
     def _load(self) -> None:
         self._networks.clear()
         self._containers.clear()
+        self._peers.clear()
+        self._services.clear()
         for path in sorted((self.state_dir / "networks").glob("*.json")):
             network = Network.from_json(read_json(path))
             self._networks[network.id] = network
+            if network.driver == "overlay":
+                self._load_overlay(network.id)
         for path in sorted((self.state_dir / "containers").glob("*.json")):
             record = ContainerNet.from_json(read_json(path))
             self._containers[record.container_id] = record
@@ -728,8 +892,6 @@ def _check_driver(driver: str) -> str:
     driver = driver or "bridge"
     if driver == "ipvlan":
         raise InvalidArgument("ipvlan is not available: this kernel has no ipvlan support")
-    if driver == "overlay":
-        raise InvalidArgument("overlay networks need swarm mode (pyswarm); not available on a standalone engine")
     if driver not in _DRIVERS:
         raise NotFound(f'plugin "{driver}" not found')
     return driver
