@@ -196,6 +196,51 @@ class EngineClient:
                     raise _api_error(int(detail.get("code", 500) or 500), message["error"])
                 yield message
 
+    # --- overlay networks: what the cluster agent programs (node/api/overlay.py) ------------------
+    def create_overlay_network(
+        self, name: str, *, vni: int, subnet: str, gateway: str | None = None, local_ip: str | None = None,
+        node_ip: str | None = None, mtu: int | None = None, attachable: bool = False,
+        labels: Mapping[str, str] | None = None,
+    ) -> str:
+        """Create an overlay exactly as the allocator decided; returns the network's ID."""
+        options = {"com.docker.network.driver.overlay.vxlanid_list": str(vni)}
+        for key, value in (("com.pynode.network.overlay.local_ip", local_ip),
+                           ("com.pynode.network.overlay.node_ip", node_ip), ("com.docker.network.driver.mtu", mtu)):
+            if value is not None:
+                options[key] = str(value)
+        config = {"Subnet": subnet} | ({"Gateway": gateway} if gateway else {})
+        body = {"Name": name, "Driver": "overlay", "IPAM": {"Config": [config]}, "Options": options,
+                "Attachable": attachable, "Labels": dict(labels or {})}
+        return str(self.post("/networks/create", json=body)["Id"])
+
+    def add_network_peers(self, network: str, peers: Iterable[Mapping[str, str]]) -> list[dict[str, str]]:
+        """Program remote endpoints [{"IP", "MAC", "VTEP"}] (a known IP is replaced); returns all peers."""
+        return list(self.post(f"/networks/{network}/peers", json={"Peers": [dict(p) for p in peers]})["Peers"])
+
+    def remove_network_peers(self, network: str, addresses: Iterable[str] | None = None) -> list[dict[str, str]]:
+        """Forget the peers with these IPs (None: every peer); returns the peers left."""
+        body = None if addresses is None else {"Peers": [{"IP": a} for a in addresses]}
+        return list(self.delete(f"/networks/{network}/peers", json=body)["Peers"])
+
+    def network_peers(self, network: str) -> list[dict[str, str]]:
+        return list(self.get(f"/networks/{network}/peers"))
+
+    def set_network_service(
+        self, network: str, name: str, *, backends: Iterable[str], vip: str | None = None,
+        endpoint_mode: str = "vip", aliases: Iterable[str] = (),
+    ) -> dict[str, Any]:
+        """Create or replace a service's record on an overlay: its name resolves to `vip` (or the backends
+        with dnsrr) and the VIP is balanced over `backends`, replaced in one step."""
+        body = {"VIP": vip or "", "EndpointMode": endpoint_mode, "Backends": list(backends), "Aliases": list(aliases)}
+        response = self.request("PUT", f"/networks/{network}/services/{name}", json=body)
+        return dict(response.json())
+
+    def remove_network_service(self, network: str, name: str) -> None:
+        self.request("DELETE", f"/networks/{network}/services/{name}")
+
+    def network_services(self, network: str) -> list[dict[str, Any]]:
+        return list(self.get(f"/networks/{network}/services"))
+
     # --- the wire -------------------------------------------------------------------------------
     def _send(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None,
               content: Any = None, headers: Mapping[str, str] | None = None,

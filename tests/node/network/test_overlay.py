@@ -451,3 +451,74 @@ def test_removing_the_overlay_leaves_nothing_and_restart_restores_it(pair: Pair)
         assert "vx-" not in host.run("bridge", "fdb", "show").stdout
         assert host.run("ip", "neigh", "show", "nud", "permanent").stdout.strip() == ""
         assert not (host.service.state_dir / "overlay" / f"{net.id}.json").exists()
+
+
+# --- through the API of real engines on lab hosts ------------------------------------------------
+@pytest.fixture
+def lab2() -> Iterator[Any]:
+    """Two lab hosts (namespaces on a lab bridge), each running its own `pynode daemon`; removed afterwards."""
+    from tests.support.lab import lab_spot
+
+    with lab_spot() as spot:
+        yield spot.up(2)
+
+
+@privileged
+@pytest.mark.lab
+def test_lab_engines_build_the_overlay_the_agent_asks_for_and_remove_every_trace(lab2: Any) -> None:
+    lab = lab2
+    h1, h2 = lab.host("h1"), lab.host("h2")
+    subnet = IPv4Network(f"10.{200 + secrets.randbelow(50)}.{secrets.randbelow(256)}.0/24")
+    vni = 2000 + secrets.randbelow(100000)
+    node_ips = {"h1": str(subnet.network_address + 250), "h2": str(subnet.network_address + 251)}
+    clients = {name: lab.client(name) for name in ("h1", "h2")}
+    try:
+        ids = {name: client.create_overlay_network("front", vni=vni, subnet=str(subnet),
+                                                   local_ip=lab.host(name).address, node_ip=node_ips[name])
+               for name, client in clients.items()}
+        info = clients["h1"].get(f"/networks/{ids['h1']}")
+        assert (info["Driver"], info["Scope"], info["IPAM"]["Config"][0]["Subnet"]) == ("overlay", "swarm", str(subnet))
+        assert info["Options"][overlay.MTU_OPT] == "1450"
+        vx = overlay.vxlan_name(ids["h1"])
+        link = lab.exec("h1", "ip", "-d", "link", "show", vx).stdout
+        assert f"vxlan id {vni} local {h1.address}" in link and "dstport 4789" in link and "nolearning" in link
+
+        def node_peer(name: str) -> dict[str, str]:
+            mac = overlay.bridge_mac(IPv4Address(node_ips[name]))
+            assert mac is not None
+            return {"IP": node_ips[name], "MAC": mac, "VTEP": lab.host(name).address}
+
+        assert clients["h1"].add_network_peers("front", [node_peer("h2")]) == [node_peer("h2")]
+        clients["h2"].add_network_peers(ids["h2"], [node_peer("h1")])
+        assert clients["h1"].network_peers("front") == [node_peer("h2")]
+        fdb = lab.exec("h1", "bridge", "fdb", "show", "dev", vx).stdout
+        assert f"00:00:00:00:00:00 dst {h2.address} self permanent" in fdb
+        assert f"{node_peer('h2')['MAC']} dst {h2.address} self permanent" in fdb
+        # the nodes reach each other across the lab bridge through VXLAN, from their own overlay addresses
+        assert lab.exec("h1", "ping", "-c1", "-W2", node_ips["h2"]).returncode == 0
+        assert lab.exec("h2", "ping", "-c1", "-W2", node_ips["h1"]).returncode == 0
+
+        entry = clients["h1"].set_network_service("front", "web", vip=str(subnet.network_address + 2),
+                                                   backends=[str(subnet.network_address + 10)])
+        assert entry["VIP"] == str(subnet.network_address + 2) and entry["EndpointMode"] == "vip"
+        assert [e["Name"] for e in clients["h1"].network_services("front")] == ["web"]
+        with pytest.raises(InvalidArgument, match="not in the network's subnet"):
+            clients["h1"].set_network_service("front", "db", vip="192.0.2.1", backends=[])
+        with pytest.raises(InvalidArgument, match="unicast"):
+            clients["h1"].add_network_peers("front", [{"IP": node_ips["h2"], "MAC": "ff:ff:ff:ff:ff:ff",
+                                                       "VTEP": h2.address}])
+        clients["h1"].remove_network_service("front", "web")
+        assert clients["h1"].remove_network_peers("front", [node_ips["h2"]]) == []
+        assert " dst " not in lab.exec("h1", "bridge", "fdb", "show", "dev", vx).stdout  # only the bridge's own
+        assert lab.exec("h1", "ping", "-c1", "-W1", node_ips["h2"]).returncode != 0
+
+        for client in clients.values():
+            client.delete("/networks/front")
+        for name in ("h1", "h2"):
+            links = lab.exec(name, "ip", "-o", "link").stdout
+            assert " ov-" not in links and " vx-" not in links, links
+            assert "vx-" not in lab.exec(name, "bridge", "fdb", "show").stdout
+            assert str(subnet.network_address) not in lab.exec(name, "nft", "list", "ruleset").stdout
+    finally:
+        for client in clients.values():
+            client.close()
