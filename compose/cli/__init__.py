@@ -29,6 +29,10 @@ class GlobalOptions:
     project_directory: str | None = None
     env_files: tuple[str, ...] = ()
     profiles: tuple[str, ...] = ()
+    host: str | None = None
+    progress: str = "auto"  # auto | tty | plain | quiet
+    ansi: str = "auto"  # auto | never | always
+    parallel: int = -1
 
 
 def global_options(ctx: click.Context) -> GlobalOptions:
@@ -72,14 +76,24 @@ class ComposeGroup(click.Group):
 @click.option("--project-directory", help="Alternate working directory (default: the first file's).")
 @click.option("--env-file", "env_files", multiple=True, help="Alternate environment files.")
 @click.option("--profile", "profiles", multiple=True, help="Profiles to enable.")
+@click.option("-H", "--host", envvar="PYNODE_HOST", default=None, metavar="URL",
+              help="Engine socket (default unix:///run/pynode/pynode.sock; env PYNODE_HOST).")
+@click.option("--progress", type=click.Choice(["auto", "tty", "plain", "quiet"]), default="auto",
+              show_default=True, help="Type of progress output.")
+@click.option("--ansi", type=click.Choice(["auto", "never", "always"]), default="auto", show_default=True,
+              help="Control when to print ANSI control characters.")
+@click.option("--parallel", type=int, default=-1, envvar="COMPOSE_PARALLEL_LIMIT",
+              help="Control max parallelism, -1 for a default.")
 @click.pass_context
 def main(
     ctx: click.Context, files: tuple[str, ...], project_name: str | None, project_directory: str | None,
-    env_files: tuple[str, ...], profiles: tuple[str, ...],
+    env_files: tuple[str, ...], profiles: tuple[str, ...], host: str | None, progress: str, ansi: str,
+    parallel: int,
 ) -> None:
     """Define and run multi-container applications on one pynode engine."""
     ctx.obj = GlobalOptions(files=files, project_name=project_name, project_directory=project_directory,
-                            env_files=env_files, profiles=profiles)
+                            env_files=env_files, profiles=profiles, host=host, progress=progress, ansi=ansi,
+                            parallel=parallel)
 
 
 class _IndentedDumper(yaml.SafeDumper):
@@ -143,3 +157,7 @@ def _version() -> str:
 def version_command(short: bool) -> None:
     """Show the pycompose version information."""
     click.echo(_version() if short else f"pycompose version v{_version()}")
+
+
+# Command modules attach themselves to `main`.
+from compose.cli import containers, execution, lifecycle  # noqa: E402, F401
