@@ -12,12 +12,15 @@ connection, for hijacked (upgraded) streams.
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import os
 import socket
-from collections.abc import Iterable, Iterator, Mapping
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -195,6 +198,48 @@ class EngineClient:
                     detail = message.get("errorDetail", {})
                     raise _api_error(int(detail.get("code", 500) or 500), message["error"])
                 yield message
+
+    # --- builds ---------------------------------------------------------------------------------
+    def build(self, context: str | os.PathLike[str], *, dockerfile: str | os.PathLike[str] | None = None,
+              tags: Sequence[str] = (), build_args: Mapping[str, str] | None = None, target: str | None = None,
+              no_cache: bool = False, labels: Mapping[str, str] | None = None,
+              secrets: Mapping[str, bytes] | None = None, quiet: bool = False) -> Iterator[dict[str, Any]]:
+        """`POST /build` of a context directory (its .dockerignore honoured). Yields the stream's messages:
+        `{"stream": text}` (BuildKit plain progress lines) and `{"aux": {"ID": image id}}` last; a failed
+        build raises (its report was streamed first). `dockerfile` is a path on this host (default
+        CONTEXT/Dockerfile; one outside the context is sent along). `secrets`: id -> content, for
+        `RUN --mount=type=secret,id=...` (never stored in the image)."""
+        from node.builder.context import SECRETS_DIR, load_ignore, write_context_tar  # only when building
+
+        root = Path(context)
+        if not root.is_dir():
+            raise InvalidArgument(f"unable to prepare context: path {str(context)!r} not found")
+        extra: dict[str, bytes] = {f"{SECRETS_DIR}/{k}": v for k, v in (secrets or {}).items()}
+        file_path = Path(dockerfile) if dockerfile is not None else root / "Dockerfile"
+        try:
+            name = file_path.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            try:
+                data = file_path.read_bytes()
+            except OSError as exc:
+                raise InvalidArgument(f"unable to read Dockerfile {str(file_path)!r}: {exc.strerror}") from None
+            name = f".dockerfile.{hashlib.sha256(data).hexdigest()[:20]}"
+            extra[name] = data
+        params: dict[str, Any] = {"t": list(tags), "dockerfile": name, "target": target or None,
+                                  "nocache": no_cache, "q": quiet}
+        if build_args:
+            params["buildargs"] = json.dumps(dict(build_args))
+        if labels:
+            params["labels"] = json.dumps(dict(labels))
+        with tempfile.TemporaryFile() as body:
+            write_context_tar(root, body, ignore=load_ignore(root, dockerfile=name), dockerfile=name, extra=extra)
+            body.seek(0)
+            yield from self.stream_json("POST", "/build", params={k: v for k, v in params.items() if v is not None},
+                                        content=body, headers={"Content-Type": "application/x-tar"})
+
+    def prune_build_cache(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.post("/build/prune")
+        return result
 
     # --- overlay networks: what the cluster agent programs (node/api/overlay.py) ------------------
     def create_overlay_network(

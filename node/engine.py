@@ -11,6 +11,7 @@ import logging
 import platform
 from typing import Any
 
+from node.builder.executor import BuildService
 from node.config import DaemonConfig
 from node.containers.exec import ExecService
 from node.containers.service import ContainerService
@@ -40,6 +41,9 @@ class Engine:
         self.containers = ContainerService(config, events=self.events, images=self.images, volumes=self.volumes)
         self.execs = ExecService(self.containers)
         self._subsystems.append(self.containers)
+        self.builder = BuildService(images=self.images, containers=self.containers, data_root=config.data_root,
+                                    exec_root=config.exec_root)
+        self._subsystems.append(self.builder)
 
     async def start(self) -> None:
         for sub in self._subsystems:

@@ -25,7 +25,7 @@ from node.version import API_VERSION
 log = logging.getLogger(__name__)
 
 # Router modules under node.api, in the order their routes are matched.
-ROUTER_MODULES = ["system", "images", "networks", "overlay", "containers", "exec", "volumes", "events"]
+ROUTER_MODULES = ["system", "images", "build", "networks", "overlay", "containers", "exec", "volumes", "events"]
 
 _VERSION_PREFIX = re.compile(r"^/v(\d+\.\d+)(/.*)$")
 

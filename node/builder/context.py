@@ -4,12 +4,13 @@ the content digest of the files a COPY/ADD reads, which is the cache input of th
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import posixpath
 import stat
 import tarfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -17,6 +18,7 @@ from node.builder.dockerfile import BuildError, ResolvedStep
 from node.builder.dockerignore import BadPattern, DockerIgnore, clean_path, match_component, walk_included
 
 _WILDCARDS = frozenset("*?[\\")
+SECRETS_DIR = ".pynode-build-secrets"  # where a client puts build secrets in the context tar
 _CHUNK = 1 << 20
 
 
@@ -39,11 +41,20 @@ def list_context(context_dir: Path, *, ignore: DockerIgnore | None = None, docke
 
 
 def write_context_tar(context_dir: Path, out: IO[bytes], *, ignore: DockerIgnore | None = None,
-                      dockerfile: str = "Dockerfile") -> None:  # fmt: skip
+                      dockerfile: str = "Dockerfile", extra: Mapping[str, bytes] | None = None) -> None:  # fmt: skip
     """Write the context as an uncompressed tar in a deterministic order; owners are zeroed, modes and
-    modification times kept. Sockets, fifos and devices are left out."""
+    modification times kept. Sockets, fifos and devices are left out. ``extra`` adds files by path
+    (a Dockerfile from outside the context, build secrets), mode 0600."""
     root = Path(context_dir)
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in sorted((extra or {}).items()):
+            for parent in _parents(name):
+                info = tarfile.TarInfo(parent)
+                info.type, info.mode = tarfile.DIRTYPE, 0o700
+                tar.addfile(info)
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o600
+            tar.addfile(info, io.BytesIO(data))
         for rel in list_context(root, ignore=ignore, dockerfile=dockerfile):
             info = tar.gettarinfo(str(root / rel), arcname=rel)
             if not (info.isreg() or info.isdir() or info.issym() or info.islnk()):
@@ -55,6 +66,11 @@ def write_context_tar(context_dir: Path, out: IO[bytes], *, ignore: DockerIgnore
                     tar.addfile(info, handle)
             else:
                 tar.addfile(info)
+
+
+def _parents(name: str) -> list[str]:
+    parts = name.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
 def extract_context_tar(source: IO[bytes], dest_dir: Path) -> None:

@@ -30,12 +30,14 @@ class CliState:
 # only its own module (a cold start of `pynode run` is mostly imports), `--help` and names not in
 # _COMMAND_MODULE import them all. Groups that several modules extend (`system`, `image`) are left out
 # of the map on purpose. A test checks the map against the modules.
-COMMAND_MODULES: tuple[str, ...] = ("containers", "images", "networks", "system", "volumes")
+COMMAND_MODULES: tuple[str, ...] = ("build", "containers", "images", "networks", "system", "volumes")
 _COMMAND_MODULE: dict[str, str] = {
     **dict.fromkeys(("attach", "container", "create", "events", "exec", "inspect", "kill", "logs", "pause", "ps",
                      "restart", "rm", "run", "start", "stats", "stop", "top", "unpause", "wait"), "containers"),
     **dict.fromkeys(("daemon", "info", "version"), "system"),
     **dict.fromkeys(("history", "images", "import", "load", "rmi", "save", "tag"), "images"),
+    "build": "build",
+    "builder": "build",
     "network": "networks",
     "volume": "volumes",
 }
