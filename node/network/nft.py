@@ -42,16 +42,41 @@ class PortRule:
     container_id: str
 
 
-def render_table(table: str, bridges: Sequence[BridgeRules], ports: Sequence[PortRule]) -> str:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IngressRule:
+    """A port published on every node for a service (routing mesh): each new connection goes to the next
+    of its tasks (round robin), wherever they run; none left, no rule."""
+
+    host_port: int
+    proto: str
+    target_port: int
+    backends: tuple[str, ...]
+    service: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OverlaySnat:
+    """Connections this node DNATs into an overlay towards a remote task leave from the node's own overlay
+    address (`node_ip`), so the reply comes back through this node and its conntrack; towards a local task
+    they keep the client's address."""
+
+    iface: str
+    node_ip: str
+    remote: tuple[str, ...]
+
+
+def render_table(table: str, bridges: Sequence[BridgeRules], ports: Sequence[PortRule],
+                 ingress: Sequence[IngressRule] = (), overlays: Sequence[OverlaySnat] = ()) -> str:
     """The full `nft -f` script that replaces table `inet <table>` with exactly these rules."""
     chains = [
         _chain("prerouting", "type nat hook prerouting priority dstnat; policy accept;",
                ["fib daddr type local jump ports"]),
         _chain("output", "type nat hook output priority -100; policy accept;",
                ["fib daddr type local jump ports"]),
-        _chain("ports", "", [_port_rule(port) for port in ports]),
+        _chain("ports", "", [_port_rule(port) for port in ports] + [_ingress_rule(r) for r in ingress if r.backends]),
         _chain("postrouting", "type nat hook postrouting priority srcnat; policy accept;",
-               [rule for bridge in bridges for rule in _nat_rules(bridge)]),
+               [_snat_rule(o) for o in overlays if o.remote]
+               + [rule for bridge in bridges for rule in _nat_rules(bridge)]),
         _chain("forward", "type filter hook forward priority filter; policy accept;", _forward_rules(bridges)),
     ]
     body = "\n".join(chains)
@@ -67,6 +92,17 @@ def _port_rule(port: PortRule) -> str:
     match = "" if port.host_ip in ("", "0.0.0.0") else f"ip daddr {port.host_ip} "
     return (f"{match}{port.proto} dport {port.host_port} dnat ip to {port.container_ip}:{port.container_port} "
             f'comment "{port.container_id[:12]}"')
+
+
+def _ingress_rule(rule: IngressRule) -> str:
+    mapping = ", ".join(f"{i} : {addr} . {rule.target_port}" for i, addr in enumerate(rule.backends))
+    return (f"{rule.proto} dport {rule.host_port} dnat ip to numgen inc mod {len(rule.backends)} map {{ {mapping} }} "
+            f'comment "ingress {rule.service[:80]}"')
+
+
+def _snat_rule(overlay: OverlaySnat) -> str:
+    return (f"oifname {_q(overlay.iface)} ct status dnat ip daddr {{ {', '.join(overlay.remote)} }} "
+            f"snat ip to {overlay.node_ip}")
 
 
 def _nat_rules(bridge: BridgeRules) -> list[str]:

@@ -95,6 +95,7 @@ class NetworkService:
         # overlay networks: peers (remote endpoints) and service records, by network id
         self._peers: dict[str, tuple[Peer, ...]] = {}
         self._services: dict[str, dict[str, ServiceEntry]] = {}
+        self._ingress_socks: dict[tuple[str, int], socket.socket] = {}  # (proto, port) held for the routing mesh
         self._loop: asyncio.AbstractEventLoop | None = None
         self.dns = dns.DnsServer(dns.Resolver(self.lookup, self.upstreams))
 
@@ -119,6 +120,12 @@ class NetworkService:
             except Exception:
                 self._teardown_if_unused()  # a daemon that fails to start leaves no bridge behind
                 raise
+            for entries in self._services.values():
+                for entry in entries.values():
+                    try:
+                        self._hold_ingress(entry, None)
+                    except NodeError as exc:
+                        log.warning("service %s: cannot hold its published ports again: %s", entry.name, exc)
             for record in list(self._containers.values()):
                 self._revive(record)
             drops = nft.foreign_forward_drops(self.table)
@@ -140,6 +147,9 @@ class NetworkService:
                 for sock in socks:
                     sock.close()
             self._port_socks.clear()
+            for sock in self._ingress_socks.values():
+                sock.close()
+            self._ingress_socks.clear()
             self._teardown_if_unused()
 
     def _teardown_if_unused(self) -> None:
@@ -573,6 +583,8 @@ class NetworkService:
         overlay.sync_peers(overlay.vxlan_name(network.id), peers)
         self._peers[network.id] = peers
         self._save_overlay(network.id)
+        if network.options.get(overlay.NODE_IP_OPT):
+            self._sync_rules()
         return [p.to_docker() for p in peers]
 
     @off_loop
@@ -587,19 +599,48 @@ class NetworkService:
             clash = next((e for e in services.values() if e.name != entry.name and e.vip and e.vip == entry.vip), None)
             if clash is not None:
                 raise Conflict(f"VIP {entry.vip} is already service {clash.name}'s on network {network.name}")
+            previous = services.get(entry.name)
+            self._hold_ingress(entry, previous)
             services[entry.name] = entry
             self._save_overlay(network.id)
             self._sync_lb_on(network.id)
+            if entry.ports or (previous is not None and previous.ports):
+                self._sync_rules()
             return entry.to_docker()
+
+    def _hold_ingress(self, entry: ServiceEntry, previous: ServiceEntry | None) -> None:
+        """Hold the service's published ports on this node (as `publish` does for a container's): a port in
+        use by a container, another service or any process is a Conflict naming it, and nothing is held."""
+        wanted = {(p.protocol, p.published_port) for p in entry.ports}
+        had = {(p.protocol, p.published_port) for p in previous.ports} if previous is not None else set()
+        taken: list[tuple[str, int]] = []
+        try:
+            for proto, port in sorted(wanted - had):
+                if (proto, port) in self._ingress_socks:
+                    raise Conflict(f"port {port}/{proto} is already published by another service")
+                binding = ports.PortBinding(container_port=port, proto=proto, host_ip="", host_port=port)
+                self._ingress_socks[(proto, port)] = ports.reserve(binding)[0]
+                taken.append((proto, port))
+        except BaseException:
+            for key in taken:
+                self._ingress_socks.pop(key).close()
+            raise
+        for key in had - wanted:
+            sock = self._ingress_socks.pop(key, None)
+            if sock is not None:
+                sock.close()
 
     @off_loop
     def remove_service(self, network_ref: str, name: str) -> None:
         """Forget a service record and its VIP (missing is fine)."""
         with self._lock:
             network = self._overlay(network_ref)
-            if self._services.get(network.id, {}).pop(name.lower(), None) is not None:
+            entry = self._services.get(network.id, {}).pop(name.lower(), None)
+            if entry is not None:
+                self._hold_ingress(replace(entry, ports=()), entry)
                 self._save_overlay(network.id)
                 self._sync_lb_on(network.id)
+                self._sync_rules()
 
     def list_services(self, network_ref: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -818,6 +859,8 @@ class NetworkService:
             links.delete_link(network.iface)
         elif network.driver == "overlay" and network.iface:
             overlay.delete_overlay(bridge=network.iface, vxlan=overlay.vxlan_name(network.id))
+        for entry in self._services.get(network.id, {}).values():
+            self._hold_ingress(replace(entry, ports=()), entry)
         self._networks.pop(network.id, None)
         self._peers.pop(network.id, None)
         self._services.pop(network.id, None)
@@ -836,7 +879,15 @@ class NetworkService:
             rules += [nft.PortRule(host_ip=p.host_ip, host_port=p.host_port, proto=p.proto, container_ip=target[0],
                                    container_port=p.container_port, iface=target[1], container_id=record.container_id)
                       for p in record.ports]
-        nft.apply(nft.render_table(self.table, bridges, rules))
+        ingress = [nft.IngressRule(host_port=p.published_port, proto=p.protocol, target_port=p.target_port,
+                                   backends=entry.backends, service=entry.name)
+                   for network_id in sorted(self._services) for entry in self._services[network_id].values()
+                   for p in entry.ports]
+        overlays = [nft.OverlaySnat(iface=n.iface, node_ip=n.options[overlay.NODE_IP_OPT],
+                                    remote=tuple(p.ip for p in self._peers.get(n.id, ())))
+                    for n in self.list_networks()
+                    if n.driver == "overlay" and n.iface and n.options.get(overlay.NODE_IP_OPT)]
+        nft.apply(nft.render_table(self.table, bridges, rules, ingress, overlays))
 
     def _host_routes(self) -> list[IPv4Network]:
         ours = {n.iface for n in self._networks.values() if n.iface}

@@ -44,6 +44,19 @@ class EndpointMode(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class IngressPort:
+    """A port the service publishes on every node (routing mesh): node:published -> a task's target port."""
+
+    protocol: str
+    target_port: int
+    published_port: int
+
+    def to_docker(self) -> dict[str, Any]:
+        return {"Protocol": self.protocol, "TargetPort": self.target_port, "PublishedPort": self.published_port,
+                "PublishMode": "ingress"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ServiceEntry:
     """One service on one network: what its name resolves to and where its VIP leads."""
 
@@ -52,13 +65,15 @@ class ServiceEntry:
     vip: str | None = None
     backends: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
+    ports: tuple[IngressPort, ...] = ()
 
     def names(self) -> tuple[str, ...]:
         return (self.name, *self.aliases)
 
     def to_docker(self) -> dict[str, Any]:
         return {"Name": self.name, "EndpointMode": self.endpoint_mode.value, "VIP": self.vip or "",
-                "Backends": list(self.backends), "Aliases": list(self.aliases)}
+                "Backends": list(self.backends), "Aliases": list(self.aliases),
+                "Ports": [p.to_docker() for p in self.ports]}
 
     def to_json(self) -> dict[str, Any]:
         return self.to_docker()
@@ -67,11 +82,14 @@ class ServiceEntry:
     def from_json(cls, data: Mapping[str, Any]) -> ServiceEntry:
         return cls(name=data["Name"], endpoint_mode=EndpointMode(data.get("EndpointMode", "vip")),
                    vip=data.get("VIP") or None, backends=tuple(data.get("Backends", ())),
-                   aliases=tuple(data.get("Aliases", ())))
+                   aliases=tuple(data.get("Aliases", ())),
+                   ports=tuple(IngressPort(protocol=p["Protocol"], target_port=p["TargetPort"],
+                                           published_port=p["PublishedPort"]) for p in data.get("Ports", ())))
 
 
 def parse_service(name: str, body: Mapping[str, Any], subnet: IPv4Network) -> ServiceEntry:
-    """`PUT /networks/{id}/services/{name}` body {"VIP", "EndpointMode", "Backends", "Aliases"} -> entry."""
+    """`PUT /networks/{id}/services/{name}` body {"VIP", "EndpointMode", "Backends", "Aliases", "Ports"} ->
+    entry. Ports are Docker's EndpointSpec.Ports in ingress mode: [{"Protocol", "TargetPort", "PublishedPort"}]."""
     name = name.lower()
     if not name or not set(name) <= _NAME_CHARS or name.startswith("tasks."):
         raise InvalidArgument(f"invalid service name {name!r}: use letters, digits, '-', '_' and '.'")
@@ -101,7 +119,35 @@ def parse_service(name: str, body: Mapping[str, Any], subnet: IPv4Network) -> Se
         if str(addr) not in backends:
             backends.append(str(addr))
     aliases = tuple(str(a).lower() for a in body.get("Aliases") or () if str(a).lower() != name)
-    return ServiceEntry(name=name, endpoint_mode=mode, vip=vip, backends=tuple(backends), aliases=aliases)
+    return ServiceEntry(name=name, endpoint_mode=mode, vip=vip, backends=tuple(backends), aliases=aliases,
+                        ports=parse_ingress_ports(body.get("Ports") or []))
+
+
+def parse_ingress_ports(raw: object) -> tuple[IngressPort, ...]:
+    if not isinstance(raw, list):
+        raise InvalidArgument('Ports must be a list of {"Protocol", "TargetPort", "PublishedPort"}')
+    out: dict[tuple[str, int], IngressPort] = {}
+    for index, item in enumerate(raw):
+        if not isinstance(item, Mapping):
+            raise InvalidArgument(f"Ports[{index}]: expected an object")
+        if str(item.get("PublishMode") or "ingress") != "ingress":
+            raise InvalidArgument(f"Ports[{index}]: publish mode {item.get('PublishMode')} is the task container's "
+                                  "own port binding, not a service record's (only ingress here)")
+        proto = str(item.get("Protocol") or "tcp").lower()
+        if proto not in ("tcp", "udp"):
+            raise InvalidArgument(f"Ports[{index}]: protocol {proto!r}: use tcp or udp")
+        target, published = _port(item.get("TargetPort"), index), _port(item.get("PublishedPort"), index)
+        if (proto, published) in out:
+            raise InvalidArgument(f"Ports[{index}]: {published}/{proto} is published twice")
+        out[(proto, published)] = IngressPort(protocol=proto, target_port=target, published_port=published)
+    return tuple(out.values())
+
+
+def _port(value: object, index: int) -> int:
+    text = str(value or "")
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise InvalidArgument(f"Ports[{index}]: port {value!r} is not from 1 to 65535")
+    return int(text)
 
 
 def resolve(entries: Iterable[ServiceEntry], qname: str, network_name: str) -> list[IPv4Address] | None:

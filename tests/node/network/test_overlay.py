@@ -28,7 +28,7 @@ from pyroute2 import IPRoute
 
 from node.config import DaemonConfig
 from node.errors import Conflict, InvalidArgument
-from node.network import overlay, vip
+from node.network import nft, overlay, vip
 from node.network.netns import create_namespace, remove_namespace, run_in_namespace
 from node.network.overlay import FdbEntry, Peer
 from node.network.service import NetworkService
@@ -117,6 +117,27 @@ def test_lb_table_maps_each_vip_over_its_backends() -> None:
             'comment "web"') in script
     assert 'ip daddr 10.240.8.3 meta l4proto tcp reject with tcp reset comment "idle"' in script
     assert "10.240.8.9" not in script
+
+
+
+def test_ingress_ports_render_as_round_robin_dnat_and_remote_tasks_get_the_node_address() -> None:
+    entry = vip.parse_service("web", {"VIP": "10.240.8.2", "Backends": ["10.240.8.5", "10.240.8.6"],
+                                      "Ports": [{"Protocol": "TCP", "TargetPort": 80, "PublishedPort": 8080}]}, SUBNET)
+    assert entry.ports == (vip.IngressPort(protocol="tcp", target_port=80, published_port=8080),)
+    assert ServiceEntry.from_json(entry.to_json()) == entry
+    script = nft.render_table("t", [], [], [nft.IngressRule(host_port=8080, proto="tcp", target_port=80,
+                                                            backends=entry.backends, service="web")],
+                              [nft.OverlaySnat(iface="ov-1", node_ip="10.240.8.250", remote=("10.240.8.6",))])
+    assert ('tcp dport 8080 dnat ip to numgen inc mod 2 map { 0 : 10.240.8.5 . 80, 1 : 10.240.8.6 . 80 } '
+            'comment "ingress web"') in script
+    assert 'oifname "ov-1" ct status dnat ip daddr { 10.240.8.6 } snat ip to 10.240.8.250' in script
+    for ports, words in [([{"TargetPort": 80, "PublishedPort": 8080, "PublishMode": "host"}], "publish mode host"),
+                         ([{"TargetPort": 80, "PublishedPort": 0}], "1 to 65535"),
+                         ([{"TargetPort": 80, "PublishedPort": 8080, "Protocol": "sctp"}], "tcp or udp"),
+                         ([{"TargetPort": 80, "PublishedPort": 8080}, {"TargetPort": 81, "PublishedPort": 8080}],
+                          "published twice")]:
+        with pytest.raises(InvalidArgument, match=words):
+            vip.parse_service("web", {"VIP": "10.240.8.2", "Ports": ports}, SUBNET)
 
 
 # --- two hosts in namespaces ---------------------------------------------------------------------
@@ -451,6 +472,43 @@ def test_removing_the_overlay_leaves_nothing_and_restart_restores_it(pair: Pair)
         assert "vx-" not in host.run("bridge", "fdb", "show").stdout
         assert host.run("ip", "neigh", "show", "nud", "permanent").stdout.strip() == ""
         assert not (host.service.state_dir / "overlay" / f"{net.id}.json").exists()
+
+
+
+@privileged
+def test_ingress_port_on_either_node_reaches_tasks_on_both(pair: Pair) -> None:
+    """Routing mesh groundwork: a service port published on every node, balanced over tasks anywhere."""
+    a, b = pair.a, pair.b
+    name = f"ov{pair.token}"
+    pair.create(name)
+    _, web1, ep1 = a.sandbox(name, pair.address(11), "web1")
+    _, web2, ep2 = b.sandbox(name, pair.address(12), "web2")
+    a.call(a.service.add_peers, name, [{"IP": ep2["IPAddress"], "MAC": ep2["MacAddress"], "VTEP": b.address},
+                                       pair.node_peer(b)])
+    b.call(b.service.add_peers, name, [{"IP": ep1["IPAddress"], "MAC": ep1["MacAddress"], "VTEP": a.address},
+                                       pair.node_peer(a)])
+    _serve(a, web1, "web1", pair.base)
+    _serve(b, web2, "web2", pair.base)
+    port = 20000 + secrets.randbelow(20000)
+    body = {"VIP": pair.address(2), "Backends": [ep1["IPAddress"], ep2["IPAddress"]],
+            "Ports": [{"Protocol": "tcp", "TargetPort": 80, "PublishedPort": port}]}
+    for host in (a, b):
+        host.call(host.service.set_service, name, "web", body)
+
+    def fetch(host: Host, address: str) -> str:
+        result = host.run("timeout", "5", "busybox", "wget", "-qO-", f"http://{address}:{port}/")
+        return result.stdout if result.returncode == 0 else ""
+
+    assert _wait_for(lambda: fetch(b, a.address) in ("web1", "web2"))
+    assert {fetch(b, a.address) for _ in range(4)} == {"web1", "web2"}  # from the other node, through node a
+    assert {fetch(a, b.address) for _ in range(4)} == {"web1", "web2"}  # and through node b
+    assert {fetch(a, "127.0.0.1") for _ in range(4)} == {"web1", "web2"}  # the node's own loopback
+    with pytest.raises(Conflict, match=f"{port}/tcp is already published"):
+        a.call(a.service.set_service, name, "api", {"VIP": pair.address(3), "Backends": [],
+                                                    "Ports": [{"TargetPort": 80, "PublishedPort": port}]})
+    # unpublished: the port goes (nothing answers), the VIP stays
+    a.call(a.service.set_service, name, "web", body | {"Ports": []})
+    assert fetch(b, a.address) == "" and f"dport {port}" not in a.run("nft", "list", "ruleset").stdout
 
 
 # --- through the API of real engines on lab hosts ------------------------------------------------
