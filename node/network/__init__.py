@@ -1,4 +1,4 @@
-"""Networking: IPAM, bridge and macvlan drivers, nftables, embedded DNS, published ports (NetworkService).
+"""Networking: IPAM, bridge, macvlan and overlay drivers, nftables, embedded DNS, published ports (NetworkService).
 
 The container service reaches it as `engine.networks` (a `NetworkService`; `fake.FakeNetworkService`
 for unit tests; both satisfy `fake.SandboxNetworking`). All calls are synchronous and thread-safe.
@@ -18,4 +18,14 @@ At daemon start, after adopting containers:
 `POST /networks/{id}/connect|disconnect` call `engine.containers.connect_network(ref, network, aliases=…,
 ipv4_address=…)` / `disconnect_network(ref, network, force=…)` when the container service has them (it
 resolves names and calls connect/disconnect above); otherwise only full IDs with a sandbox are accepted.
+
+Overlay networks (overlay.py, vip.py) are made by the cluster agent exactly as the allocator decided,
+through the API or these calls (EngineClient has the same: create_overlay_network, add_network_peers, ...):
+    networks.create_network(NAME, driver="overlay", subnet=S, gateway=G, options={
+        "com.docker.network.driver.overlay.vxlanid_list": VNI, "com.pynode.network.overlay.local_ip": VTEP,
+        "com.pynode.network.overlay.node_ip": NODE_ADDR_IN_S (optional), "com.docker.network.driver.mtu": M})
+    task containers connect with their allocated address: connect(cid, NAME, ipv4_address=A)
+    remote tasks:     networks.add_peers(NAME, [{"IP", "MAC", "VTEP"}]) / remove_peers(NAME, [IP…] | None)
+    services:         networks.set_service(NAME, SVC, {"VIP", "EndpointMode", "Backends", "Aliases", "Ports"})
+                      / remove_service(NAME, SVC): DNS answers, VIP balancing in each sandbox, ingress ports
 """

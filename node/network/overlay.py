@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
+from typing import Any
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -245,9 +246,9 @@ def sync_peers(vxlan: str, peers: Sequence[Peer]) -> None:
         have_fdb = _fdb_of(ipr, idx)
         have_neigh = _neighbours_of(ipr, idx)
         for entry in have_fdb - want_fdb:
-            _quiet(lambda e=entry: ipr.fdb("del", ifindex=idx, lladdr=e.mac, dst=e.dst, flags=NTF_SELF))
+            _quiet(ipr.fdb, "del", ifindex=idx, lladdr=entry.mac, dst=entry.dst, flags=NTF_SELF)
         for ip in set(have_neigh) - set(want_neigh):
-            _quiet(lambda ip=ip: ipr.neigh("del", ifindex=idx, dst=ip))
+            _quiet(ipr.neigh, "del", ifindex=idx, dst=ip)
         # per-MAC entries first: replace moves a MAC to another VTEP; flood entries are appended
         for entry in sorted(want_fdb - have_fdb, key=lambda e: e.mac == BUM_MAC):
             verb = "append" if entry.mac == BUM_MAC else "replace"
@@ -257,9 +258,10 @@ def sync_peers(vxlan: str, peers: Sequence[Peer]) -> None:
                 ipr.neigh("replace", ifindex=idx, dst=ip, lladdr=mac, state=NUD_PERMANENT)
 
 
-def _quiet(call: Callable[[], object]) -> None:
+def _quiet(call: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+    """A delete that tolerates the entry being gone already."""
     try:
-        call()
+        call(*args, **kwargs)
     except NetlinkError as exc:
         if exc.code not in (errno.ENOENT, errno.ENODEV, errno.ESRCH):
             raise

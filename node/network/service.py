@@ -22,6 +22,7 @@ import fcntl
 import functools
 import ipaddress
 import logging
+import random
 import re
 import secrets
 import socket
@@ -258,11 +259,12 @@ class NetworkService:
 
     @off_loop
     def prune(self, *, labels: Sequence[str] = ()) -> list[str]:
-        """Remove user-defined networks that no container uses (and that carry every given label)."""
+        """Remove user-defined networks that no container uses (and that carry every given label). Overlay
+        networks are the cluster agent's to remove (as Docker's prune leaves swarm-scoped networks alone)."""
         removed = []
         with self._lock:
             for network in list(self._networks.values()):
-                if network.is_predefined or self._containers_on(network.id):
+                if network.is_predefined or network.driver == "overlay" or self._containers_on(network.id):
                     continue
                 if not all(_label_matches(network.labels, want) for want in labels):
                     continue
@@ -723,8 +725,8 @@ class NetworkService:
                 if ep.network_id in self._networks and self._networks[ep.network_id].has_dns}
         for network_id in sorted(mine):
             answer = vip.resolve(self._services.get(network_id, {}).values(), name, self._networks[network_id].name)
-            if answer is not None:
-                return answer
+            if answer is not None:  # several task addresses come in a new order each time (DNS round robin)
+                return random.sample(answer, len(answer))
         found: list[IPv4Address] = []
         for record in list(self._containers.values()):
             for ep in record.endpoints:
@@ -839,20 +841,20 @@ class NetworkService:
     def _ensure_overlay(self, network: Network) -> Network:
         """The overlay's bridge and VXLAN device, and its peers' FDB and neighbour entries. The effective MTU
         is recorded in the network's options (container veths get it too)."""
-        assert network.iface is not None and network.ipam is not None
-        settings = overlay.parse_settings(network.options, network.ipam.subnet, network.ipam.gateway)
+        bridge, ipam = network.iface, network.ipam
+        assert bridge is not None and ipam is not None
+        settings = overlay.parse_settings(network.options, ipam.subnet, ipam.gateway)
         mtu = settings.mtu or overlay.underlay_mtu(settings.local) - overlay.VXLAN_OVERHEAD
-        network = replace(network, options={**network.options, overlay.MTU_OPT: str(mtu)})
         vxlan = overlay.vxlan_name(network.id)
-        overlay.ensure_overlay(bridge=network.iface, vxlan=vxlan, settings=settings, mtu=mtu,
-                               gateway=network.ipam.gateway, prefixlen=network.ipam.subnet.prefixlen)
+        overlay.ensure_overlay(bridge=bridge, vxlan=vxlan, settings=settings, mtu=mtu, gateway=ipam.gateway,
+                               prefixlen=ipam.subnet.prefixlen)
         try:
-            set_interface_sysctl(network.iface, "route_localnet", "1")
+            set_interface_sysctl(bridge, "route_localnet", "1")
             overlay.sync_peers(vxlan, self._peers.get(network.id, ()))
         except Exception:
-            overlay.delete_overlay(bridge=network.iface, vxlan=vxlan)
+            overlay.delete_overlay(bridge=bridge, vxlan=vxlan)
             raise
-        return network
+        return replace(network, options={**network.options, overlay.MTU_OPT: str(mtu)})
 
     def _drop_network(self, network: Network) -> None:
         if network.driver == "bridge" and network.iface:
