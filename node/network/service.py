@@ -597,6 +597,10 @@ class NetworkService:
             network = self._overlay(network_ref)
             assert network.ipam is not None
             entry = vip.parse_service(name, body, network.ipam.subnet)
+            if entry.ports and not network.options.get(overlay.NODE_IP_OPT):
+                raise InvalidArgument(f"service {entry.name}: publishing ports in ingress mode needs this node's own "
+                                      f"address on network {network.name} (option {overlay.NODE_IP_OPT}), so that "
+                                      "replies from tasks on other nodes come back through this node")
             services = self._services.setdefault(network.id, {})
             clash = next((e for e in services.values() if e.name != entry.name and e.vip and e.vip == entry.vip), None)
             if clash is not None:

@@ -506,6 +506,12 @@ def test_ingress_port_on_either_node_reaches_tasks_on_both(pair: Pair) -> None:
     with pytest.raises(Conflict, match=f"{port}/tcp is already published"):
         a.call(a.service.set_service, name, "api", {"VIP": pair.address(3), "Backends": [],
                                                     "Ports": [{"TargetPort": 80, "PublishedPort": port}]})
+    other = f"o2{pair.token}"
+    a.call(a.service.create_network, other, driver="overlay", subnet="10.199.80.0/24",
+           options={overlay.VNI_OPT: str(pair.vni + 1)})
+    with pytest.raises(InvalidArgument, match="needs this node's own address"):
+        a.call(a.service.set_service, other, "api", {"VIP": "10.199.80.2", "Backends": [],
+                                                     "Ports": [{"TargetPort": 80, "PublishedPort": port + 1}]})
     # unpublished: the port goes (nothing answers), the VIP stays
     a.call(a.service.set_service, name, "web", body | {"Ports": []})
     assert fetch(b, a.address) == "" and f"dport {port}" not in a.run("nft", "list", "ruleset").stdout
