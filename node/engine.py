@@ -7,6 +7,7 @@ and in reverse at shutdown. Stopping the daemon never stops containers (they liv
 
 from __future__ import annotations
 
+import json
 import logging
 import platform
 from typing import Any
@@ -80,12 +81,24 @@ class Engine:
             "Labels": list(self.config.labels),
             "Images": 0, "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,
             "Runtimes": {}, "DefaultRuntime": self.config.default_runtime,
-            "Swarm": {"LocalNodeState": "inactive", "NodeID": "", "ControlAvailable": False},
+            "Swarm": self._swarm_info(),
         }
         for sub in self._subsystems:
             if hasattr(sub, "info_fields"):
                 fields.update(sub.info_fields())
         return fields
+
+    def _swarm_info(self) -> dict[str, Any]:
+        """What a cluster agent on this host last wrote to `<data-root>/swarm/info.json`, else inactive.
+
+        The engine knows nothing of the cluster; this file is the one hook it offers."""
+        try:
+            found = json.loads((self.config.data_root / "swarm" / "info.json").read_text())
+        except (OSError, ValueError):
+            found = None
+        if isinstance(found, dict):
+            return found
+        return {"LocalNodeState": "inactive", "NodeID": "", "ControlAvailable": False}
 
     def disk_usage(self) -> dict[str, Any]:
         """`/system/df`: Docker's fields. Subsystems contribute through `df_fields()`."""
