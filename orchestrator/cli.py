@@ -6,6 +6,10 @@ import sys
 
 import click
 
+from node.errors import NodeError
+from orchestrator.commands import node as node_commands
+from orchestrator.commands import service as service_commands
+from orchestrator.commands import swarm as swarm_commands
 from orchestrator.errors import OrchestratorError
 from orchestrator.lab.cli import lab
 
@@ -28,6 +32,13 @@ def version() -> None:
 
 
 cli.add_command(lab)
+cli.add_command(swarm_commands.init)
+cli.add_command(swarm_commands.join)
+cli.add_command(swarm_commands.join_token)
+cli.add_command(swarm_commands.leave)
+cli.add_command(swarm_commands.daemon)
+cli.add_command(node_commands.node)
+cli.add_command(service_commands.service)
 
 
 def main() -> None:
@@ -36,6 +47,6 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except OrchestratorError as exc:
+    except (OrchestratorError, NodeError) as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)

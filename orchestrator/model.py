@@ -89,6 +89,15 @@ class UpdateOrder(enum.StrEnum):
     START_FIRST = "start_first"
 
 
+class UpdateState(enum.StrEnum):
+    UPDATING = "updating"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    ROLLBACK_STARTED = "rollback_started"
+    ROLLBACK_PAUSED = "rollback_paused"
+    ROLLBACK_COMPLETED = "rollback_completed"
+
+
 class MountType(enum.StrEnum):
     BIND = "bind"
     VOLUME = "volume"
@@ -303,11 +312,22 @@ class Node:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateStatus:
+    """A rolling update (or rollback) of a service: where it stands, since when, and why it stopped."""
+
+    state: UpdateState = UpdateState.UPDATING
+    started_at: float = 0.0
+    completed_at: float = 0.0
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Service:
     id: str
     version: int = 0
     spec: ServiceSpec
     previous_spec: ServiceSpec | None = None
+    update_status: UpdateStatus | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
 

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from node.client import EngineClient
+from orchestrator.daemon.localstate import SwarmPaths
+from orchestrator.daemon.process import kill_daemon, running_pid, spawn_daemon, wait_for_socket
 from orchestrator.lab import hosts as net
 from orchestrator.lab import processes as proc
 from orchestrator.lab.errors import LabError
@@ -157,21 +159,27 @@ class Lab:
 
     # --- faults -----------------------------------------------------------------------------------
     def kill(self, host: str) -> None:
-        """SIGKILL the host's pynode, as a crash would; its containers and data root stay."""
+        """SIGKILL the host's pynode (and its swarm daemon), as a crash would; containers and data root stay."""
         found = self.host(host)
         if not proc.is_running(found.pid, found):
             raise LabError(f"{host}: its pynode is not running")
         if not proc.signal_and_wait(_pid(found), signal.SIGKILL, host=found, timeout=10.0):
             raise LabError(f"{host}: pynode (pid {found.pid}) survived SIGKILL")
         self._record_pid(host, None)
+        kill_daemon(SwarmPaths(data_root=found.data_root))  # the node's swarm daemon shares the engine's fate
 
     def start(self, host: str, *, timeout: float = START_TIMEOUT) -> None:
-        """Start the host's pynode again on the same data root and wait until it answers."""
+        """Start the host's pynode again on the same data root and wait until it answers; a host that was in a
+        swarm gets its swarm daemon back too."""
         found = self.host(host)
         if proc.is_running(found.pid, found):
             raise LabError(f"{host}: its pynode is already running (pid {found.pid})")
         self._spawn(found)
         proc.wait_ready(self.host(host), _pid(self.host(host)), deadline=time.monotonic() + timeout)
+        paths = SwarmPaths(data_root=found.data_root)
+        if paths.state_file.exists() and running_pid(paths) is None:  # the node was in a swarm: rejoin it
+            spawn_daemon(found.url, paths)
+            wait_for_socket(paths, timeout=timeout)
 
     def cut(self, host: str) -> None:
         """Drop all the host's traffic: its veth's bridge end goes down (a partition)."""

@@ -56,6 +56,7 @@ class RaftOptions:
     snapshot_min_entries: int = 20_000
     snapshot_min_interval: float = 300.0
     default_timeout: float = 5.0
+    password: str | None = None  # encrypts Raft traffic between members (pysyncobj's own encryption)
 
 
 class _ReplicatedState(SyncObjConsumer):  # type: ignore[misc]
@@ -317,6 +318,7 @@ def _make_conf(options: RaftOptions, raft_dir: Path) -> SyncObjConf:
         logCompactionMinTime=options.snapshot_min_interval,
         useFork=False,  # never fork a threaded process; snapshots are small
         commandsWaitLeader=True,
+        password=options.password,
     )
 
 

@@ -1,0 +1,1 @@
+"""`pyswarm` subcommands: parse, call the node's swarm daemon (`orchestrator.client`), render."""

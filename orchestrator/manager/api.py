@@ -1,0 +1,275 @@
+"""The control API (FastAPI): on the node's local socket, and over mutual TLS on managers (port 2377).
+
+Routes follow Docker's swarm API where they fit: `/swarm`, `/swarm/init|join|leave|update`, `/nodes`,
+`/services`, `/tasks`; `/join-node`, `/raft/join`, `/dispatcher/*` and `/node/certificate` serve
+nodes and managers. Who calls is known from the connection: the local socket is this node's root
+user; a TLS peer is the node its certificate names, with the role the certificate carries. OpenAPI
+docs are at `/docs`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Body, FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from orchestrator.errors import OrchestratorError
+from orchestrator.manager import control
+from orchestrator.manager.dispatcher import StatusReport
+from orchestrator.manager.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
+from orchestrator.manager.views import node_view, service_view, swarm_view, task_view
+from orchestrator.model import Node, NodeRole, NodeStatus, Service, TaskState
+from orchestrator.security import InvalidJoinToken, SecurityError, identity_from_certificate
+from orchestrator.store import NotLeader, ObjectExists, ObjectNotFound, QuorumLost, VersionConflict
+
+if TYPE_CHECKING:
+    from orchestrator.daemon.daemon import Daemon
+    from orchestrator.manager.manager import Manager
+
+_STATUS: list[tuple[type[Exception], int]] = [
+    (NotFound, 404), (ObjectNotFound, 404), (Conflict, 409), (ObjectExists, 409), (VersionConflict, 409),
+    (BadRequest, 400), (InvalidJoinToken, 401), (Forbidden, 403), (SecurityError, 403),
+    (Unavailable, 503), (QuorumLost, 503), (NotLeader, 503),
+]
+NOT_MANAGER = ("This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state. "
+               "Please run this command on a manager node or promote the current node to a manager.")
+
+
+def create_app(daemon: Daemon) -> FastAPI:
+    app = FastAPI(title="pyswarm control API", version="1.0")
+
+    @app.exception_handler(OrchestratorError)
+    async def _errors(request: Request, exc: OrchestratorError) -> JSONResponse:
+        status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 500)
+        return JSONResponse({"message": str(exc)}, status_code=status)
+
+    _local_routes(app, daemon)
+    _swarm_routes(app, daemon)
+    _node_routes(app, daemon)
+    _service_routes(app, daemon)
+    _cluster_routes(app, daemon)
+    return app
+
+
+# --- who is calling ---------------------------------------------------------------------------------
+def is_local(request: Request) -> bool:
+    return bool(request.scope.get("state", {}).get("local"))
+
+
+def caller(request: Request, daemon: Daemon) -> tuple[str, NodeRole]:
+    """(node id, role) of a TLS peer, from its verified certificate; the local socket acts as this node."""
+    if is_local(request):
+        if daemon.state is None:
+            raise Unavailable("This node is not part of a swarm")
+        return daemon.state.node_id, daemon.state.role
+    der = request.scope.get("state", {}).get("peer_cert")
+    if not der:
+        raise Forbidden("a node certificate is required (mutual TLS)")
+    identity = identity_from_certificate(der)
+    if daemon.state is None or identity.cluster_id != daemon.state.cluster_id:
+        raise Forbidden("certificate from another cluster")
+    return identity.node_id, identity.role
+
+
+def manager_of(request: Request, daemon: Daemon) -> Manager:
+    _node_id, role = caller(request, daemon)
+    if role is not NodeRole.MANAGER and is_local(request):
+        raise Unavailable(NOT_MANAGER)
+    if role is not NodeRole.MANAGER:
+        raise Forbidden("permission denied: this route needs a manager certificate (the caller is a worker)")
+    if daemon.manager is None:
+        raise Unavailable(NOT_MANAGER)
+    return daemon.manager
+
+
+def local_only(request: Request) -> None:
+    if not is_local(request):
+        raise Forbidden("this route is only served on the node's local socket")
+
+
+def _run(func: Any, *args: Any, **kwargs: Any) -> Any:
+    return asyncio.to_thread(func, *args, **kwargs)
+
+
+# --- routes -----------------------------------------------------------------------------------------
+def _local_routes(app: FastAPI, daemon: Daemon) -> None:
+    @app.get("/local")
+    def local_state(request: Request) -> dict[str, Any]:
+        local_only(request)
+        return daemon.describe()
+
+    @app.post("/swarm/init")
+    async def init(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+        local_only(request)
+        return await daemon.init(advertise_addr=body.get("advertise_addr") or "",
+                                 heartbeat_period=float(body.get("heartbeat_period") or 5.0),
+                                 force_new_cluster=bool(body.get("force_new_cluster")))
+
+    @app.post("/swarm/join")
+    async def join(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+        local_only(request)
+        return await daemon.join(remote_addr=str(body["remote_addr"]), token=str(body["token"]),
+                                 advertise_addr=body.get("advertise_addr") or "")
+
+    @app.post("/swarm/leave")
+    async def leave(request: Request, force: bool = False) -> dict[str, Any]:
+        local_only(request)
+        return await daemon.leave(force=force)
+
+
+def _swarm_routes(app: FastAPI, daemon: Daemon) -> None:
+    @app.get("/swarm")
+    def inspect_swarm(request: Request) -> dict[str, Any]:
+        return swarm_view(control.cluster_of(manager_of(request, daemon)))
+
+    @app.post("/swarm/update")
+    def update_swarm(request: Request, rotate_worker_token: bool = False,
+                     rotate_manager_token: bool = False) -> dict[str, Any]:
+        manager = manager_of(request, daemon)
+        return swarm_view(control.rotate_tokens(manager, worker=rotate_worker_token,
+                                                manager_token=rotate_manager_token))
+
+    @app.get("/ca", response_class=PlainTextResponse)
+    def ca_certificate() -> str:
+        return daemon.paths.ca_cert.read_text()
+
+
+def _node_routes(app: FastAPI, daemon: Daemon) -> None:
+    @app.get("/nodes")
+    def list_nodes(request: Request) -> list[dict[str, Any]]:
+        manager = manager_of(request, daemon)
+        nodes = sorted(manager.store.list(Node), key=lambda n: (n.hostname, n.id))
+        return [node_view(n, manager.manager_status(n)) for n in nodes]
+
+    @app.get("/nodes/{ref}")
+    def inspect_node(request: Request, ref: str) -> dict[str, Any]:
+        manager = manager_of(request, daemon)
+        node = control.find_node(manager, ref)
+        return node_view(node, manager.manager_status(node))
+
+    @app.post("/nodes/{ref}/update")
+    def update_node(request: Request, ref: str, body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+        manager = manager_of(request, daemon)
+        node = control.update_node(manager, ref, availability=body.get("availability"), role=body.get("role"),
+                                   labels_add=body.get("labels_add"), labels_rm=body.get("labels_rm"))
+        return node_view(node, manager.manager_status(node))
+
+    @app.delete("/nodes/{ref}")
+    def remove_node(request: Request, ref: str, force: bool = False) -> dict[str, Any]:
+        control.remove_node(manager_of(request, daemon), ref, force=force)
+        return {}
+
+
+def _service_routes(app: FastAPI, daemon: Daemon) -> None:
+    def view(manager: Manager, service: Service) -> dict[str, Any]:
+        tasks = [t for t in manager.store.list(control.Task) if t.service_id == service.id]
+        up = sum(1 for n in manager.store.list(Node) if n.status is NodeStatus.READY)
+        return service_view(service, tasks, up)
+
+    @app.get("/services")
+    def list_services(request: Request) -> list[dict[str, Any]]:
+        manager = manager_of(request, daemon)
+        return [view(manager, s) for s in sorted(manager.store.list(Service), key=lambda s: s.spec.name)]
+
+    @app.post("/services/create", status_code=201)
+    def create_service(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+        manager = manager_of(request, daemon)
+        service = control.create_service(manager, control.read_spec(body.get("spec")))
+        return {"ID": service.id}
+
+    @app.get("/services/{ref}")
+    def inspect_service(request: Request, ref: str) -> dict[str, Any]:
+        manager = manager_of(request, daemon)
+        return view(manager, control.find_service(manager, ref))
+
+    @app.post("/services/{ref}/update")
+    def update_service(request: Request, ref: str, body: dict[str, Any] = Body(...),  # noqa: B008
+                       version: int | None = None, rollback: bool = False) -> dict[str, Any]:
+        manager = manager_of(request, daemon)
+        if rollback:
+            service = control.rollback_service(manager, ref)
+        else:
+            service = control.update_service(manager, ref, control.read_spec(body.get("spec")), version=version)
+        return view(manager, service)
+
+    @app.delete("/services/{ref}")
+    def remove_service(request: Request, ref: str) -> dict[str, Any]:
+        control.remove_service(manager_of(request, daemon), ref)
+        return {}
+
+    @app.get("/tasks")
+    def list_tasks(request: Request, service: str | None = None, node: str | None = None,
+                   desired_state: str | None = None) -> list[dict[str, Any]]:
+        manager = manager_of(request, daemon)
+        names = {s.id: s.spec.name for s in manager.store.list(Service)}
+        tasks = control.list_tasks(manager, service=service, node=node, desired_state=desired_state)
+        return [task_view(t, names.get(t.service_id, "")) for t in tasks]
+
+
+def _cluster_routes(app: FastAPI, daemon: Daemon) -> None:
+    """Routes nodes and managers call on each other (TLS)."""
+
+    @app.post("/join-node")
+    def join_node(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+        if daemon.manager is None:
+            raise Unavailable(NOT_MANAGER)
+        return control.admit_node(daemon.manager, token=str(body.get("token", "")),
+                                  csr_pem=str(body.get("csr_pem", "")).encode(), hostname=str(body.get("hostname", "")),
+                                  addr=str(body.get("addr", "")), resources=dict(body.get("resources") or {}))
+
+    @app.post("/raft/join")
+    def raft_join(request: Request) -> dict[str, Any]:
+        manager = manager_of(request, daemon)
+        node_id, _role = caller(request, daemon)
+        node = manager.store.get(Node, node_id)
+        if node is None or node.role is not NodeRole.MANAGER:
+            raise Forbidden("only a node the store records as a manager may join the Raft cluster")
+        peers = manager.add_raft_member(node.addr)
+        assert daemon.state is not None
+        return {"peers": peers, "secret": daemon.state.raft_secret}
+
+    @app.post("/node/certificate")
+    def renew(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+        node_id, _role = caller(request, daemon)
+        manager = _leader_manager(daemon)
+        return control.renew_certificate(manager, node_id, str(body.get("csr_pem", "")).encode())
+
+    @app.post("/dispatcher/session")
+    async def session(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+        node_id, _role = caller(request, daemon)
+        manager = _leader_manager(daemon)
+        manager.dispatcher.heartbeat(node_id)
+        node = await _run(manager.dispatcher.mark_ready, node_id, hostname=str(body.get("hostname", "")),
+                          addr=str(body.get("addr", "")))
+        if node is None:
+            raise NotFound(f"node {node_id} is not part of this swarm (it was removed)")
+        period = manager.heartbeat_period()
+        wait = period if body.get("wait", True) else 0.0
+        digest, tasks = await manager.dispatcher.wait_for_change(node_id, str(body.get("known", "")), wait)
+        manager.dispatcher.heartbeat(node_id)
+        node = manager.store.get(Node, node_id) or node
+        return {"digest": digest, "tasks": tasks, "managers": control.manager_addrs(manager),
+                "heartbeat_period": period, "role": node.role.value, "node_id": node_id}
+
+    @app.post("/dispatcher/status")
+    def status(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+        node_id, _role = caller(request, daemon)
+        manager = _leader_manager(daemon)
+        reports = [StatusReport(task_id=str(r["task_id"]), state=TaskState[str(r["state"]).upper()],
+                                message=str(r.get("message", "")), err=str(r.get("err", "")))
+                   for r in body.get("reports", [])]
+        manager.dispatcher.report(node_id, reports)
+        return {}
+
+
+def _leader_manager(daemon: Daemon) -> Manager:
+    manager = daemon.manager
+    if manager is None:
+        raise Unavailable(NOT_MANAGER)
+    if not manager.proposer.is_leader:
+        leader = manager.proposer.leader
+        hint = f"{leader.rsplit(':', 1)[0]}:2377" if leader else ""
+        raise Unavailable(f"not the leader; leader: {hint or 'unknown'}")
+    return manager
