@@ -298,6 +298,10 @@ def _serve(host: Host, sandbox: Path, text: str, base: Path) -> None:
     www = base / f"www-{secrets.token_hex(4)}"
     www.mkdir()
     (www / "index.html").write_text(text)
+    (www / "cgi-bin").mkdir()
+    who = www / "cgi-bin" / "who"
+    who.write_text(f'#!/bin/sh\nprintf "Content-Type: text/plain\\r\\n\\r\\n{text} $REMOTE_ADDR"\n')
+    who.chmod(0o755)
     host.spawn(sandbox, "busybox", "httpd", "-f", "-p", "80", "-h", str(www))
 
 
@@ -495,14 +499,18 @@ def test_ingress_port_on_either_node_reaches_tasks_on_both(pair: Pair) -> None:
     for host in (a, b):
         host.call(host.service.set_service, name, "web", body)
 
-    def fetch(host: Host, address: str) -> str:
-        result = host.run("timeout", "5", "busybox", "wget", "-qO-", f"http://{address}:{port}/")
+    def fetch(host: Host, address: str, path: str = "/") -> str:
+        result = host.run("timeout", "5", "busybox", "wget", "-qO-", f"http://{address}:{port}{path}")
         return result.stdout if result.returncode == 0 else ""
 
     assert _wait_for(lambda: fetch(b, a.address) in ("web1", "web2"))
     assert {fetch(b, a.address) for _ in range(4)} == {"web1", "web2"}  # from the other node, through node a
     assert {fetch(a, b.address) for _ in range(4)} == {"web1", "web2"}  # and through node b
     assert {fetch(a, "127.0.0.1") for _ in range(4)} == {"web1", "web2"}  # the node's own loopback
+    # who sees whom: a task on the node the client came through sees the client; a task elsewhere sees that
+    # node's overlay address (its reply has to go back through it)
+    seen = {fetch(b, a.address, "/cgi-bin/who").replace("[::ffff:", "").rstrip("]") for _ in range(4)}
+    assert seen == {f"web1 {b.address}", f"web2 {pair.address(250)}"}
     with pytest.raises(Conflict, match=f"{port}/tcp is already published"):
         a.call(a.service.set_service, name, "api", {"VIP": pair.address(3), "Backends": [],
                                                     "Ports": [{"TargetPort": 80, "PublishedPort": port}]})
