@@ -222,8 +222,8 @@ def _ensure_addresses(ipr: IPRoute, idx: int, wanted: Sequence[tuple[str, int]])
     """Exactly `wanted` on the link, the first one primary (added first)."""
     have = [(a.get("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=idx, family=socket.AF_INET)]
     if have[:1] != list(wanted[:1]) or not set(have) <= set(wanted):
-        for addr, plen in have:
-            ipr.addr("del", index=idx, address=addr, prefixlen=plen)
+        for addr, plen in reversed(have):  # secondaries first: deleting a primary takes them along
+            _quiet(ipr.addr, "del", index=idx, address=addr, prefixlen=plen)
         have = []
     for addr, plen in wanted:
         if (addr, plen) not in have:
@@ -263,7 +263,7 @@ def _quiet(call: Callable[..., object], *args: Any, **kwargs: Any) -> None:
     try:
         call(*args, **kwargs)
     except NetlinkError as exc:
-        if exc.code not in (errno.ENOENT, errno.ENODEV, errno.ESRCH):
+        if exc.code not in (errno.ENOENT, errno.ENODEV, errno.ESRCH, errno.EADDRNOTAVAIL):
             raise
 
 

@@ -458,11 +458,17 @@ def test_removing_the_overlay_leaves_nothing_and_restart_restores_it(pair: Pair)
     with pytest.raises(Conflict, match="active endpoints"):
         a.call(a.service.remove_network, name)
 
+    # someone changed the bridge's addresses meanwhile (the node's own address gone, a stray one added)
+    a.run("ip", "addr", "del", f"{pair.address(250)}/24", "dev", net.iface or "")
+    a.run("ip", "addr", "add", f"{pair.address(99)}/24", "dev", net.iface or "")
     # a daemon restart with the container alive: the overlay, its peers and records come back the same
     asyncio.run_coroutine_threadsafe(a.service.stop(), a.loop).result(30)
     a.service = NetworkService(a.service.config)
     asyncio.run_coroutine_threadsafe(a.service.start(), a.loop).result(30)
     assert a.call(a.service.list_peers, name) == [pair.node_peer(b)]
+    addresses = a.run("ip", "-4", "-o", "addr", "show", "dev", net.iface or "").stdout
+    assert [line.split()[3] for line in addresses.splitlines()] == [f"{pair.address(250)}/24", f"{pair.address(1)}/24"]
+    assert ping(sa, pair.address(1))
     assert a.call(overlay.list_fdb, overlay.vxlan_name(net.id)) == {
         FdbEntry(pair.node_peer(b)["MAC"], b.address), FdbEntry(overlay.BUM_MAC, b.address)}
 
