@@ -15,6 +15,7 @@ from typing import IO
 import uvicorn
 
 from node.api.app import create_app
+from node.api.hijack import HijackingH11Protocol
 from node.config import DaemonConfig
 from node.engine import Engine
 from node.errors import Conflict
@@ -89,7 +90,7 @@ def run_daemon(config: DaemonConfig) -> None:
         app = create_app(engine)
         server = _Server(uvicorn.Config(
             app, uds=str(socket_path), log_level="debug" if config.debug else "warning",
-            access_log=config.debug, timeout_graceful_shutdown=5, lifespan="on",
+            access_log=config.debug, timeout_graceful_shutdown=5, lifespan="on", http=HijackingH11Protocol,
         ))
         log.info("pynode daemon %s: data root %s, API on unix://%s", os.getpid(), config.data_root, socket_path)
         server.run()

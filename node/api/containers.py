@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from node.api.app import engine_of
+from node.api.hijack import HijackResponse, is_hijackable
 from node.containers.logs import LogQuery
 from node.containers.service import ContainerService
 from node.errors import InvalidArgument, NotModified
@@ -153,16 +154,29 @@ async def logs(request: Request, ref: str, stdout: str | None = None, stderr: st
     return StreamingResponse(service.logs(c.id, q), media_type=_RAW if c.tty else _MUX)
 
 
-@router.post("/containers/{ref}/attach")
+@router.post("/containers/{ref}/attach", response_model=None)
 async def attach(request: Request, ref: str, stream: str | None = None, logs: str | None = None,
-                 stdout: str | None = None, stderr: str | None = None) -> StreamingResponse:
-    """Output until the container's next exit (what `run` shows); `logs=1` replays what was logged first."""
+                 stdin: str | None = None, stdout: str | None = None,
+                 stderr: str | None = None) -> StreamingResponse | HijackResponse:
+    """With `Upgrade: tcp` (node.api.hijack): stdin in and output out on the hijacked connection, from now (or
+    from the next start) until the container exits. Without it: output only, from the log, until the next
+    exit; `logs=1` replays what was logged first."""
     service = svc(request)
     c = service.get(ref)
+    if is_hijackable(request.scope):
+        session = await service.attach(c.id, stdin=_flag(stdin), stdout=_flag(stdout) or stdout is None,
+                                       stderr=_flag(stderr) or stderr is None)
+        return HijackResponse(session.serve, media_type=_RAW if c.tty else _MUX)
     q = LogQuery(stdout=_flag(stdout) or stdout is None, stderr=_flag(stderr) or stderr is None,
                  follow=_flag(logs))
     return StreamingResponse(service.logs(c.id, q, until_exit=_flag(stream) or stream is None),
                              media_type=_RAW if c.tty else _MUX)
+
+
+@router.post("/containers/{ref}/resize")
+def resize(request: Request, ref: str, h: int = 0, w: int = 0) -> Response:
+    svc(request).resize(ref, height=h, width=w)
+    return Response(status_code=200)
 
 
 @router.get("/containers/{ref}/top")

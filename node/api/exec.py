@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from node.api.app import engine_of
+from node.api.hijack import HijackResponse, is_hijackable
 from node.containers.exec import ExecService
+from node.errors import InvalidArgument
 
 router = APIRouter()
+_RAW = "application/vnd.docker.raw-stream"
+_MUX = "application/vnd.docker.multiplexed-stream"
 
 
 def svc(request: Request) -> ExecService:
@@ -25,8 +30,26 @@ async def create(request: Request, ref: str) -> dict[str, Any]:
 
 @router.post("/exec/{eid}/start", response_model=None)
 async def start(request: Request, eid: str, stdin: str | None = None) -> Response | StreamingResponse:
-    """Body: Docker's `{"Detach": bool, "Tty": bool}`; with `?stdin=1` the body is the input instead."""
+    """Body: Docker's `{"Detach": bool, "Tty": bool, "ConsoleSize": [h, w]}`. With `Upgrade: tcp` the connection
+    is hijacked (node.api.hijack): stdin in, output out. Without it, output only; `?stdin=1` makes the body
+    the input instead."""
     service = svc(request)
+    if is_hijackable(request.scope) and not stdin:
+        raw = await request.body()
+        try:
+            options = json.loads(raw) if raw.strip() else {}
+        except json.JSONDecodeError:
+            raise InvalidArgument("invalid exec start body: not JSON") from None
+        if not options.get("Detach"):
+            e = service.get(eid)
+            service.check_startable(eid)
+            size = options.get("ConsoleSize") or None
+            console_size = (int(size[0]), int(size[1])) if size and len(size) == 2 and all(size) else None
+
+            async def serve(read: Any, write: Any) -> None:
+                await service.serve(eid, read, write, console_size=console_size)
+
+            return HijackResponse(serve, media_type=_RAW if e.tty else _MUX)
     data: bytes | None = None
     detach = False
     if stdin:
@@ -49,8 +72,13 @@ async def start(request: Request, eid: str, stdin: str | None = None) -> Respons
             yield chunk
 
     tty = service.get(eid).tty
-    return StreamingResponse(body_iter(), media_type="application/vnd.docker.raw-stream" if tty else
-                             "application/vnd.docker.multiplexed-stream")
+    return StreamingResponse(body_iter(), media_type=_RAW if tty else _MUX)
+
+
+@router.post("/exec/{eid}/resize", status_code=201)
+def resize(request: Request, eid: str, h: int = 0, w: int = 0) -> Response:
+    svc(request).resize(eid, height=h, width=w)
+    return Response(status_code=201)
 
 
 @router.get("/exec/{eid}/json")

@@ -16,7 +16,7 @@ import click
 
 from node.cli.base import CliState, cli, pass_client, print_objects, print_rows
 from node.client import EngineClient
-from node.errors import InvalidArgument, NodeError, NotFound
+from node.errors import Conflict, InvalidArgument, NodeError, NotFound
 
 _MAX_RETRIES = "MaximumRetryCount"
 
@@ -202,9 +202,14 @@ def build_create_body(image: str, command: tuple[str, ...], o: dict[str, Any]) -
     return body
 
 
-def _create(client: EngineClient, image: str, command: tuple[str, ...], o: dict[str, Any]) -> str:
+def _create(client: EngineClient, image: str, command: tuple[str, ...], o: dict[str, Any],
+            console_size: tuple[int, int] | None = None, attached: bool = False) -> str:
+    """`attached`: `run` in the foreground, whose end of input closes the container's stdin (StdinOnce)."""
     try:
         body = build_create_body(image, command, o)
+        body["StdinOnce"] = bool(o["interactive"] and attached)
+        if console_size:
+            body["HostConfig"]["ConsoleSize"] = list(console_size)
         params = {"name": o["name"]} if o["name"] else {}
         return str(client.post("/containers/create", json=body, params=params)["Id"])
     except NodeError as exc:
@@ -221,24 +226,53 @@ def create(state: CliState, image: str, command: tuple[str, ...], **o: Any) -> N
 
 @cli.command(context_settings={"allow_interspersed_args": False})
 @click.option("-d", "--detach", is_flag=True)
+@click.option("--sig-proxy/--no-sig-proxy", default=True)
 @run_options
 @pass_client
-def run(state: CliState, image: str, command: tuple[str, ...], detach: bool, **o: Any) -> None:
+def run(state: CliState, image: str, command: tuple[str, ...], detach: bool, sig_proxy: bool, **o: Any) -> None:
     """Create and run a new container; in the foreground, exit with the container's code."""
+    from node.cli import stdio
+
     client = state.client
-    cid = _create(client, image, command, o)
+    interactive, tty = o["interactive"], o["tty"]
+    if interactive and tty and not detach and not stdio.stdin_is_tty():
+        raise _engine_error(InvalidArgument("the input device is not a TTY"), 1)
+    cid = _create(client, image, command, o, console_size=stdio.terminal_size() if tty else None,
+                  attached=not detach)
     if detach:
         _start(client, cid)
         click.echo(cid)
         return
     condition = "removed" if o["auto_remove"] else "next-exit"
+    params = {"stream": "1", "stdin": "1" if interactive else "0", "stdout": "1", "stderr": "1"}
     with client.stream("POST", f"/containers/{cid}/wait", params={"condition": condition}) as wait_resp, \
-            client.stream("POST", f"/containers/{cid}/attach",
-                          params={"stream": "1", "stdout": "1", "stderr": "1"}) as attach_resp:
+            client.hijack(f"/containers/{cid}/attach", params=params) as conn:
         _start(client, cid, remove_on_failure=o["auto_remove"])
-        _copy_stream(attach_resp, tty=o["tty"])
+        if _attach_session(client, conn, f"/containers/{cid}/resize", tty=tty, stdin=interactive,
+                           kill_path=f"/containers/{cid}/kill" if sig_proxy else None):
+            sys.exit(0)
         code = json.loads(wait_resp.read() or b"{}").get("StatusCode", 0)
     sys.exit(code)
+
+
+def _attach_session(client: EngineClient, conn: Any, resize_path: str, *, tty: bool, stdin: bool,
+                    kill_path: str | None = None) -> bool:
+    """Our stdio on a hijacked connection until its output ends; True if the user detached (Ctrl-P Ctrl-Q).
+    With `kill_path` (a container, no TTY) the signals we get are sent to the container, as Docker's --sig-proxy."""
+    from node.cli import stdio
+
+    def resize(height: int, width: int) -> None:
+        client.post(resize_path, params={"h": str(height), "w": str(width)})
+
+    def kill(signum: int) -> None:
+        client.post(kill_path or "", params={"signal": str(signum)})
+
+    with stdio.raw_terminal(tty and stdin) as raw, stdio.follow_resizes(resize, enabled=tty), \
+            stdio.proxy_signals(kill, enabled=kill_path is not None and not tty):
+        detached = stdio.Session(conn, tty=tty, stdin=stdin, detach_keys=stdio.DETACH_KEYS if raw else None).run()
+    if detached:
+        click.echo("read escape sequence", err=True)
+    return detached
 
 
 def _start(client: EngineClient, cid: str, *, remove_on_failure: bool = False) -> None:
@@ -294,13 +328,17 @@ def _each(refs: tuple[str, ...], action: Any) -> None:
 def start(state: CliState, containers: tuple[str, ...], attach: bool, interactive: bool) -> None:
     """Start one or more stopped containers."""
     client = state.client
-    if attach and len(containers) == 1:
-        cid = client.get(f"/containers/{containers[0]}/json")["Id"]
-        tty = client.get(f"/containers/{cid}/json")["Config"]["Tty"]
+    if (attach or interactive) and len(containers) == 1:
+        info = client.get(f"/containers/{containers[0]}/json")
+        cid, tty = info["Id"], info["Config"]["Tty"]
+        stdin = interactive and bool(info["Config"].get("OpenStdin"))
+        params = {"stream": "1", "stdin": "1" if stdin else "0", "stdout": "1", "stderr": "1"}
         with client.stream("POST", f"/containers/{cid}/wait", params={"condition": "next-exit"}) as w, \
-                client.stream("POST", f"/containers/{cid}/attach", params={"stream": "1"}) as a:
+                client.hijack(f"/containers/{cid}/attach", params=params) as conn:
             _start(client, cid)
-            _copy_stream(a, tty=tty)
+            if _attach_session(client, conn, f"/containers/{cid}/resize", tty=tty, stdin=stdin,
+                               kill_path=f"/containers/{cid}/kill"):
+                sys.exit(0)
             sys.exit(json.loads(w.read() or b"{}").get("StatusCode", 0))
     _each(containers, lambda ref: client.post(f"/containers/{ref}/start"))
 
@@ -408,14 +446,28 @@ def logs(state: CliState, container: str, follow: bool, tail: str, since: str | 
 
 @cli.command()
 @click.option("--no-stdin", is_flag=True)
+@click.option("--sig-proxy/--no-sig-proxy", default=True)
 @click.argument("container")
 @pass_client
-def attach(state: CliState, container: str, no_stdin: bool) -> None:
-    """Attach to a running container's output."""
-    info = state.client.get(f"/containers/{container}/json")
-    with state.client.stream("POST", f"/containers/{info['Id']}/attach", params={"stream": "1"}) as resp:
-        _copy_stream(resp, tty=info["Config"]["Tty"])
-    sys.exit(state.client.get(f"/containers/{info['Id']}/json")["State"]["ExitCode"])
+def attach(state: CliState, container: str, no_stdin: bool, sig_proxy: bool) -> None:
+    """Attach local standard input, output, and error streams to a running container."""
+    from node.cli import stdio
+
+    client = state.client
+    info = client.get(f"/containers/{container}/json")
+    cid, tty = info["Id"], info["Config"]["Tty"]
+    if not info["State"]["Running"]:
+        raise _engine_error(Conflict("You cannot attach to a stopped container, start it first"), 1)
+    stdin = not no_stdin and bool(info["Config"].get("OpenStdin"))
+    if stdin and tty and not stdio.stdin_is_tty():
+        raise _engine_error(InvalidArgument("the input device is not a TTY"), 1)
+    params = {"stream": "1", "stdin": "1" if stdin else "0", "stdout": "1", "stderr": "1"}
+    with client.hijack(f"/containers/{cid}/attach", params=params) as conn:
+        if _attach_session(client, conn, f"/containers/{cid}/resize", tty=tty, stdin=stdin,
+                           kill_path=f"/containers/{cid}/kill" if sig_proxy else None):
+            sys.exit(0)
+    with client.stream("POST", f"/containers/{cid}/wait", params={"condition": "not-running"}) as w:
+        sys.exit(json.loads(w.read() or b"{}").get("StatusCode", 0))
 
 
 @cli.command("exec", context_settings={"allow_interspersed_args": False})
@@ -432,20 +484,25 @@ def attach(state: CliState, container: str, no_stdin: bool) -> None:
 def exec_(state: CliState, container: str, command: tuple[str, ...], interactive: bool, tty: bool, detach: bool,
           env: tuple[str, ...], user: str | None, workdir: str | None, privileged: bool) -> None:
     """Execute a command in a running container."""
+    from node.cli import stdio
+
     client = state.client
+    if interactive and tty and not detach and not stdio.stdin_is_tty():
+        raise _engine_error(InvalidArgument("the input device is not a TTY"), 1)
     body = {"Cmd": list(command), "Env": list(env), "User": user or "", "WorkingDir": workdir or "",
-            "Tty": tty, "AttachStdin": interactive, "Privileged": privileged}
+            "Tty": tty, "AttachStdin": interactive and not detach, "AttachStdout": not detach,
+            "AttachStderr": not detach, "Privileged": privileged}
     eid = client.post(f"/containers/{container}/exec", json=body)["Id"]
     if detach:
         client.post(f"/exec/{eid}/start", json={"Detach": True})
         return
-    if interactive:
-        data = sys.stdin.buffer.read()
-        ctx = client.stream("POST", f"/exec/{eid}/start", params={"stdin": "1"}, content=data)
-    else:
-        ctx = client.stream("POST", f"/exec/{eid}/start", json={"Detach": False, "Tty": tty})
-    with ctx as resp:
-        _copy_stream(resp, tty=tty)
+    start_body: dict[str, Any] = {"Detach": False, "Tty": tty}
+    size = stdio.terminal_size() if tty else None
+    if size:
+        start_body["ConsoleSize"] = list(size)
+    with client.hijack(f"/exec/{eid}/start", json_body=start_body) as conn:
+        if _attach_session(client, conn, f"/exec/{eid}/resize", tty=tty, stdin=interactive):
+            sys.exit(0)
     code = client.get(f"/exec/{eid}/json")["ExitCode"]
     sys.exit(code or 0)
 

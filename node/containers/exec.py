@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -12,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from node.containers import logs as lg
+from node.containers.attach import Read, Write
 from node.containers.model import Status
 from node.containers.service import ContainerService, _resolve_user
-from node.errors import Conflict, NotFound
+from node.errors import Conflict, EngineFailure, InvalidArgument, NotFound
+from node.runtime import console
 from node.runtime.oci import classify_start_error
 from node.runtime.spec import ALL_CAPS
 
@@ -39,6 +42,7 @@ class ExecService:
     def __init__(self, containers: ContainerService) -> None:
         self.containers = containers
         self.instances: dict[str, ExecInstance] = {}
+        self._ptys: dict[str, int] = {}  # exec id -> pty master, while a TTY exec runs
         containers.execs = self
 
     def ids_of(self, cid: str) -> list[str]:
@@ -74,13 +78,17 @@ class ExecService:
                 "ProcessConfig": {"entrypoint": e.cmd[0], "arguments": list(e.cmd[1:]), "tty": e.tty,
                                   "user": e.user, "privileged": e.privileged}}
 
-    def _process_json(self, e: ExecInstance) -> Path:
+    def _process_json(self, e: ExecInstance, *, terminal: bool = False,
+                      console_size: tuple[int, int] | None = None) -> Path:
         bundle = self.containers.bundle(e.container_id)
         spec = json.loads((bundle / "config.json").read_text())
         process = spec["process"]
         c = self.containers.get(e.container_id)
         env = {v.split("=", 1)[0]: v for v in [*process.get("env", []), *e.env]}
-        process.update(args=list(e.cmd), env=list(env.values()), terminal=False)
+        process.update(args=list(e.cmd), env=list(env.values()), terminal=terminal)
+        process.pop("consoleSize", None)
+        if terminal and console_size:
+            process["consoleSize"] = {"height": console_size[0], "width": console_size[1]}
         if e.workdir:
             process["cwd"] = e.workdir
         if e.user:
@@ -119,6 +127,69 @@ class ExecService:
         self.instances[eid] = replace(e, running=False, exit_code=code)
         self.containers._publish(c, "exec_die", execID=eid, exitCode=str(code))
 
+    async def serve(self, eid: str, read: Read, write: Write, *, console_size: tuple[int, int] | None = None) -> None:
+        """A hijacked `exec start`: the client's bytes to the process's stdin (when AttachStdin) and its output
+        back (raw through a pty with Tty, else multiplexed frames), until the process ends."""
+        e = self.get(eid)
+        c = self._check_startable(e)
+        runtime = self.containers.runtimes[c.runtime]
+        tty_socket = console.ConsoleSocket(self.containers.socket_dir / f"{eid[:16]}.tty") if e.tty else None
+        spec_path = self._process_json(e, terminal=e.tty, console_size=console_size)
+        try:
+            proc = await runtime.exec(c.id, spec_path, detach=False, stdin=e.stdin,
+                                      console_socket=tty_socket.path if tty_socket else None)
+            self.instances[eid] = e = replace(e, running=True, pid=proc.pid)
+            self.containers._publish(c, f"exec_start: {' '.join(e.cmd)}", execID=eid)
+            if tty_socket is not None:
+                master = await _receive_master(tty_socket, proc)
+                tty_socket.close()
+                tty_socket = None
+                if master is None:
+                    code = await proc.wait()
+                    err = (await proc.stderr.read()).decode(errors="replace") if proc.stderr else ""
+                    await write(f"exec failed: {err.strip() or 'no terminal'}\r\n".encode())
+                else:
+                    self._ptys[eid] = master
+                    try:
+                        await _serve_pty(master, read, write, stdin=e.stdin)
+                    finally:
+                        self._ptys.pop(eid, None)
+                        os.close(master)
+                    code = await proc.wait()
+            else:
+                await _serve_pipes(proc, read, write, stdin=e.stdin)
+                code = await proc.wait()
+        finally:
+            spec_path.unlink(missing_ok=True)
+            if tty_socket is not None:
+                tty_socket.close()
+        self.instances[eid] = replace(e, running=False, exit_code=code)
+        self.containers._publish(c, "exec_die", execID=eid, exitCode=str(code))
+
+    def resize(self, eid: str, *, height: int, width: int) -> None:
+        e = self.get(eid)
+        if height <= 0 or width <= 0 or height > 0xFFFF or width > 0xFFFF:
+            raise InvalidArgument(f"invalid terminal size: {height}x{width}")
+        master = self._ptys.get(e.id)
+        if master is None:
+            if e.tty and not e.running:
+                raise Conflict(f"Exec {e.id} is not running")
+            return
+        console.resize_pty(master, height=height, width=width)
+
+    def check_startable(self, eid: str) -> None:
+        self._check_startable(self.get(eid))
+
+    def _check_startable(self, e: ExecInstance) -> Any:
+        if e.running or e.exit_code is not None:
+            raise Conflict(f"Error: Exec command {e.id} has already run")
+        c = self.containers.get(e.container_id)
+        if not c.state.is_live:
+            raise Conflict(f"Container {c.id} is not running")
+        if c.runtime not in self.containers.runtimes:
+            raise EngineFailure(f"unknown runtime {c.runtime}")
+        return c
+
     async def probe(self, cid: str, argv: tuple[str, ...], *, timeout: float) -> tuple[int, str]:
         """A healthcheck probe: run `argv` in the container; (exit code, output)."""
         eid = secrets.token_hex(32)
@@ -136,6 +207,81 @@ class ExecService:
         finally:
             self.instances.pop(eid, None)
         return code, out.decode(errors="replace")
+
+
+async def _receive_master(sock: console.ConsoleSocket, proc: asyncio.subprocess.Process) -> int | None:
+    """The pty master the runtime sends, or None if the runtime ended first (it failed)."""
+    receiving = asyncio.create_task(sock.receive_master())
+    ended = asyncio.create_task(proc.wait())
+    await asyncio.wait({receiving, ended}, return_when=asyncio.FIRST_COMPLETED)
+    if receiving.done() and not receiving.exception():
+        ended.cancel()
+        return receiving.result()
+    receiving.cancel()
+    await asyncio.gather(receiving, return_exceptions=True)
+    return None
+
+
+async def _serve_pty(master: int, read: Read, write: Write, *, stdin: bool) -> None:
+    async def inbound() -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while True:
+                data = await read()
+                if data and stdin:
+                    await console.write_fd(master, data)
+                elif not data:
+                    await asyncio.sleep(0.05)  # input ended: wait for the client to go away
+
+    async def outbound() -> None:
+        while chunk := await console.read_fd(master):
+            await write(chunk)
+
+    await _until_output_ends(inbound(), outbound())
+
+
+async def _serve_pipes(proc: asyncio.subprocess.Process, read: Read, write: Write, *, stdin: bool) -> None:
+    async def inbound() -> None:
+        pipe = proc.stdin if stdin else None
+        try:
+            while True:
+                data = await read()
+                if pipe is not None and data:
+                    pipe.write(data)
+                    await pipe.drain()
+                elif pipe is not None:
+                    pipe.close()
+                    pipe = None
+                elif not data:
+                    await asyncio.sleep(0.05)  # input ended: wait for the client to go away
+        except (ConnectionError, OSError):
+            pass
+        finally:  # the client is gone: the process sees the end of its input
+            if proc.stdin is not None and not proc.stdin.is_closing():
+                proc.stdin.close()
+
+    async def outbound() -> None:
+        async for chunk in _stream(proc, None, tty=False):
+            await write(chunk)
+
+    reader = asyncio.create_task(inbound())
+    try:
+        await outbound()
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        if proc.stdin is not None and not proc.stdin.is_closing():
+            proc.stdin.close()
+
+
+async def _until_output_ends(inbound: Any, outbound: Any) -> None:
+    """Runs both until the output ends, or until the input side returns (the client is gone)."""
+    tasks = [asyncio.create_task(inbound), asyncio.create_task(outbound)]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _stream(proc: asyncio.subprocess.Process, stdin_data: bytes | None, *, tty: bool) -> AsyncIterator[bytes]:

@@ -24,6 +24,7 @@ from node.config import DaemonConfig
 from node.containers import health as hc
 from node.containers import logs as lg
 from node.containers import options as opt
+from node.containers.attach import AttachOptions, ContainerAttach
 from node.containers.model import (
     Container,
     Health,
@@ -41,7 +42,7 @@ from node.containers.restart import RestartPolicy, next_delay, should_restart, s
 from node.errors import Conflict, EngineFailure, InvalidArgument, NodeError, NotFound, NotModified
 from node.events import EventBus
 from node.fsutil import read_json, write_json_atomic
-from node.runtime import oci
+from node.runtime import console, oci
 from node.runtime.cgroups import Cgroups, detect_layout
 from node.runtime.spec import BundleRequest, MountRequest, build_spec
 from node.volumes.service import VolumeService
@@ -95,6 +96,7 @@ class ContainerService:
         self._poller: asyncio.Task[None] | None = None
         self._wakers: dict[str, asyncio.Event] = {}
         self._followers: dict[str, int] = {}
+        self._attachers: dict[str, set[ContainerAttach]] = {}  # waiting for their container's next start
         self.execs: Any = None  # set by ExecService
         images.set_in_use_checker(self.using_image)
         volumes.set_in_use_checker(self.using_volume)
@@ -320,7 +322,9 @@ class ContainerService:
             (self.exit_dir / c.id).unlink(missing_ok=True)
             handle = await runtime.launch(oci.LaunchRequest(
                 container_id=c.id, name=c.name, bundle=bundle, log_path=k8s_log, exit_dir=self.exit_dir,
-                socket_dir=self.socket_dir, terminal=c.tty, stdin=bool(c.config.get("OpenStdin"))))
+                socket_dir=self.socket_dir, terminal=c.tty, stdin=bool(c.config.get("OpenStdin")),
+                stdin_once=bool(c.config.get("StdinOnce"))))
+            await self._connect_attachers(c)
             try:
                 await runtime.start(c.id)
             except NodeError:
@@ -594,6 +598,8 @@ class ContainerService:
                     if m.get("Type") == "volume" and m.get("Anonymous"):
                         with contextlib.suppress(NodeError):
                             self.volumes.remove(m["Name"])
+        for session in self._attachers.pop(c.id, set()):
+            session.abandon()
         self._locks.pop(c.id, None)
         self._exited.pop(c.id, None)
         self._delays.pop(c.id, None)
@@ -630,6 +636,41 @@ class ContainerService:
 
     def exit_code(self, cid: str) -> int:
         return self._last_exit.get(cid, 0)
+
+    # --- attach, resize ------------------------------------------------------------------------------
+    async def attach(self, ref: str, *, stdin: bool, stdout: bool, stderr: bool) -> ContainerAttach:
+        """A session on the container's stdio: connected now if it runs, else when it next starts."""
+        c = self.get(ref)
+        options = AttachOptions(stdin=stdin and bool(c.config.get("OpenStdin")), stdout=stdout, stderr=stderr,
+                                tty=c.tty)
+        waiting = self._attachers.setdefault(c.id, set())
+        session = ContainerAttach(self.bundle(c.id), options, on_close=waiting.discard)
+        if c.state.is_live:
+            await session.connect()
+            if not session.connected:
+                raise Conflict(f"Container {c.id} is not running")
+        else:
+            waiting.add(session)
+        return session
+
+    async def _connect_attachers(self, c: Container) -> None:
+        """conmon runs and the process has not started yet: waiting sessions miss nothing."""
+        for session in list(self._attachers.get(c.id, ())):
+            await session.connect()
+            self._attachers[c.id].discard(session)
+        if c.tty and c.host_config.get("ConsoleSize"):
+            height, width = (int(v) for v in c.host_config["ConsoleSize"][:2])
+            if height and width:
+                console.resize_container(self.bundle(c.id), height=height, width=width)
+
+    def resize(self, ref: str, *, height: int, width: int) -> None:
+        c = self.get(ref)
+        if not c.state.is_live:
+            raise Conflict(f"Container {c.id} is not running")
+        if height <= 0 or width <= 0 or height > 0xFFFF or width > 0xFFFF:
+            raise InvalidArgument(f"invalid terminal size: {height}x{width}")
+        if c.tty:
+            console.resize_container(self.bundle(c.id), height=height, width=width)
 
     # --- logs ----------------------------------------------------------------------------------------
     async def _poll_logs(self) -> None:

@@ -62,6 +62,7 @@ class LaunchRequest:
     socket_dir: Path
     terminal: bool = False
     stdin: bool = False
+    stdin_once: bool = False  # Docker's StdinOnce: the first attached client's end of input closes stdin
 
 
 def _wrapper_text(binary: str, side_mounts: tuple[str, ...]) -> str:
@@ -120,7 +121,8 @@ class OciRuntime:
         if req.terminal:
             argv.append("-t")
         if req.stdin:
-            argv += ["-i", "--leave-stdin-open"] if req.terminal else ["-i"]
+            # With a TTY the container's stdin is the pty master conmon also reads output from: never close it.
+            argv += ["-i"] if req.stdin_once and not req.terminal else ["-i", "--leave-stdin-open"]
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -168,15 +170,20 @@ class OciRuntime:
         return (self.state_root / container_id).exists()
 
     # --- exec ------------------------------------------------------------------------------------
-    async def exec(self, container_id: str, process_json: Path, *, detach: bool,
-                   stdin: bool) -> asyncio.subprocess.Process:
+    async def exec(self, container_id: str, process_json: Path, *, detach: bool, stdin: bool,
+                   console_socket: Path | None = None) -> asyncio.subprocess.Process:
+        """`runtime exec`; with `console_socket` (and `terminal: true` in the process) the runtime sends the pty
+        master there and the process's stdio is that pty, not our pipes."""
         args = ["exec", "--process", str(process_json)]
         if detach:
             args += ["--detach", "--pid-file", str(process_json.with_suffix(".pid"))]
+        if console_socket is not None:
+            args += ["--console-socket", str(console_socket)]
+        piped = not detach and console_socket is None
         return await asyncio.create_subprocess_exec(
             *self.argv(*args, container_id),
-            stdin=subprocess.PIPE if stdin and not detach else subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL if detach else subprocess.PIPE,
+            stdin=subprocess.PIPE if stdin and piped else subprocess.DEVNULL,
+            stdout=subprocess.PIPE if piped else subprocess.DEVNULL,
             stderr=subprocess.PIPE, start_new_session=True,
         )
 
