@@ -410,6 +410,11 @@ class NetworkService:
         assert network.ipam is not None and record.sandbox is not None
         taken = [IPv4Address(ep.address) for r in self._containers.values() for ep in r.endpoints
                  if ep.network_id == network.id and ep.address]
+        if network.driver == "overlay":  # remote tasks, this node's own address and the VIPs are taken too
+            taken += [IPv4Address(p.ip) for p in self._peers.get(network.id, ())]
+            taken += [IPv4Address(e.vip) for e in self._services.get(network.id, {}).values() if e.vip]
+            if network.options.get(overlay.NODE_IP_OPT):
+                taken.append(IPv4Address(network.options[overlay.NODE_IP_OPT]))
         address = allocate_address(network.ipam, taken, ipv4_address)
         used = {ep.ifname for ep in record.endpoints}
         ifname = next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
