@@ -59,6 +59,7 @@ from node.images.refs import parse_reference
 log = logging.getLogger(__name__)
 
 DEFAULT_SHELL = ("/bin/sh", "-c")
+BUILD_LABEL = "com.pynode.build"  # on RUN step containers
 _WILDCARDS = frozenset("*?[")
 _GO_DURATION_NS = 1_000_000_000
 Emit = Callable[[str], None]
@@ -113,6 +114,13 @@ class BuildService:
         self.exec_root = exec_root / "builder"
         self.cache = CacheIndex(self.root / "cache.json")
 
+    async def start(self) -> None:
+        """Remove the build containers a daemon that died mid-build left behind."""
+        for container in list(self.containers.containers.values()):
+            if (container.config.get("Labels") or {}).get(BUILD_LABEL):
+                with contextlib.suppress(NodeError):
+                    await self.containers.remove(container.id, force=True, volumes=True)
+
     # --- the interface the API uses ----------------------------------------------------------------
     def new_workdir(self) -> Path:
         return Path(tempfile.mkdtemp(prefix="build-", dir=self.tmp))
@@ -135,7 +143,8 @@ class BuildService:
             text = path.read_text(encoding="utf-8", errors="replace")
         except (FileNotFoundError, IsADirectoryError):
             raise BuildError(f"Cannot locate specified Dockerfile: {options.dockerfile}") from None
-        dockerfile = parse_dockerfile(text, filename=options.dockerfile, build_args=options.build_args)
+        shown = "Dockerfile" if options.dockerfile.startswith(".dockerfile.") else options.dockerfile
+        dockerfile = parse_dockerfile(text, filename=shown, build_args=options.build_args)
         levels = plan_build(dockerfile, options.target)
         build = Build(workdir=workdir, context_dir=context_dir, secrets_dir=secrets_dir, options=options,
                       dockerfile=dockerfile, lines=text.splitlines(), levels=levels,
@@ -329,7 +338,7 @@ class BuildService:
         body: dict[str, Any] = {
             "Image": run_image.id, "Entrypoint": [""], "Cmd": argv, "Env": [f"{k}={v}" for k, v in env.items()],
             "WorkingDir": inner.get("WorkingDir") or "/", "User": inner.get("User") or "",
-            "Healthcheck": {"Test": ["NONE"]}, "Labels": {"com.pynode.build": "step"},
+            "Healthcheck": {"Test": ["NONE"]}, "Labels": {BUILD_LABEL: "step"},
             "HostConfig": {"NetworkMode": step.flag("network") or "default", "Mounts": mounts,
                            "LogConfig": {"Type": "json-file", "Config": {}}},
         }  # fmt: skip

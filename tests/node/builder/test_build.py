@@ -301,3 +301,33 @@ def test_cache_survives_restart_and_builder_prune_empties_it(engine: EngineProce
     _, _, after = build(engine, "-t", tag, str(ctx))
     assert [s for n, s in steps(after) if "FROM" not in n] == ["DONE", "DONE"]
     assert engine.cli("run", "--rm", tag).stdout == "one\n"
+
+
+def test_shell_bind_mount_copy_from_image_scratch_and_dockerfile_outside_context(
+        busybox_engine: EngineProcess, unique: Unique, tmp_path: Path) -> None:
+    e = busybox_engine
+    tag, scratch = unique("misc"), unique("scratch")
+    dockerfile = """\
+FROM scratch AS files
+COPY --chmod=0755 tool.sh /tool.sh
+FROM busybox
+SHELL ["/bin/sh", "-ec"]
+RUN --mount=type=bind,source=conf,target=/mnt/conf cat /mnt/conf/app.conf > /app.conf
+COPY --from=files /tool.sh /usr/local/bin/
+COPY --from=busybox /etc/passwd /copied-passwd
+RUN test -x /usr/local/bin/tool.sh && test ! -e /mnt/conf/app.conf && grep -q root /copied-passwd
+CMD ["/usr/local/bin/tool.sh"]
+"""
+    ctx = write_context(tmp_path / "ctx", {"tool.sh": "#!/bin/sh\ncat /app.conf\n", "conf/app.conf": "key=value\n"})
+    outside = tmp_path / "elsewhere.Dockerfile"
+    outside.write_text(dockerfile)
+    build(e, "-f", str(outside), "-t", tag, str(ctx))
+    assert e.cli("run", "--rm", tag).stdout == "key=value\n"
+    history = e.cli("history", "--no-trunc", "--format", "{{.CreatedBy}}", tag).stdout
+    assert "RUN /bin/sh -ec cat /mnt/conf/app.conf > /app.conf" in history
+    build(e, "-f", str(outside), "--target", "files", "-t", scratch, str(ctx))
+    layers = e.cli("image", "inspect", "-f", "{{len .RootFS.Layers}}", scratch).stdout.strip()
+    assert layers == "1"
+    code, _, err = build(e, "-f", str(tmp_path / "bad.Dockerfile"), str(ctx), check=False)
+    assert code != 0 and "bad.Dockerfile" in err
+    e.cli("rmi", tag, scratch)
