@@ -567,10 +567,10 @@ class NetworkService:
             network = self._overlay(network_ref)
             assert network.ipam is not None
             added = overlay.parse_peers(raw_peers, network.ipam.subnet)
-            mine = {ep.address for r in self._containers_on(network.id) if (ep := r.endpoint_on(network.id))}
-            local = sorted(p.ip for p in added if p.ip in mine)
-            if local:
-                raise Conflict(f"peer address {local[0]} belongs to a container on this node (network {network.name})")
+            held = self._overlay_holders(network, peers=False)
+            clash = next((p for p in added if p.ip in held), None)
+            if clash is not None:
+                raise Conflict(f"peer address {clash.ip} belongs to {held[clash.ip]} (network {network.name})")
             return self._set_peers(network, overlay.merge_peers(self._peers.get(network.id, ()), added))
 
     @off_loop
@@ -581,6 +581,18 @@ class NetworkService:
             gone = None if addresses is None else {str(a).split("/")[0] for a in addresses}
             kept = () if gone is None else tuple(p for p in self._peers.get(network.id, ()) if p.ip not in gone)
             return self._set_peers(network, kept)
+
+    def _overlay_holders(self, network: Network, *, peers: bool = True, skip_service: str = "") -> dict[str, str]:
+        """Addresses in use on an overlay -> who holds them (for one-line refusals)."""
+        held = {ep.address: f"container {r.name or r.container_id[:12]} on this node"
+                for r in self._containers_on(network.id) if (ep := r.endpoint_on(network.id)) and ep.address}
+        if network.options.get(overlay.NODE_IP_OPT):
+            held[network.options[overlay.NODE_IP_OPT]] = "this node"
+        held |= {e.vip: f"service {e.name}'s VIP" for e in self._services.get(network.id, {}).values()
+                 if e.vip and e.name != skip_service}
+        if peers:
+            held |= {p.ip: f"a task on node {p.vtep}" for p in self._peers.get(network.id, ())}
+        return held
 
     def list_peers(self, network_ref: str) -> list[dict[str, str]]:
         with self._lock:
@@ -607,9 +619,9 @@ class NetworkService:
                                       f"address on network {network.name} (option {overlay.NODE_IP_OPT}), so that "
                                       "replies from tasks on other nodes come back through this node")
             services = self._services.setdefault(network.id, {})
-            clash = next((e for e in services.values() if e.name != entry.name and e.vip and e.vip == entry.vip), None)
-            if clash is not None:
-                raise Conflict(f"VIP {entry.vip} is already service {clash.name}'s on network {network.name}")
+            held = self._overlay_holders(network, skip_service=entry.name)
+            if entry.vip is not None and entry.vip in held:
+                raise Conflict(f"VIP {entry.vip} belongs to {held[entry.vip]} (network {network.name})")
             previous = services.get(entry.name)
             self._hold_ingress(entry, previous)
             services[entry.name] = entry

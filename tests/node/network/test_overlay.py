@@ -392,7 +392,9 @@ def test_a_different_vni_is_isolated_and_bad_requests_are_refused(pair: Pair) ->
         a.call(a.service.create_network, f"o5{pair.token}", driver="overlay", subnet="10.199.79.0/24")
     with pytest.raises(Conflict, match=f"Address already in use: {pair.address(20)}"):  # a remote task's
         a.sandbox(one, pair.address(20), "clash")
-    with pytest.raises(Conflict, match="belongs to a container on this node"):
+    with pytest.raises(Conflict, match=f"VIP {pair.address(20)} belongs to a task on node {b.address}"):
+        a.call(a.service.set_service, one, "web", {"VIP": pair.address(20)})
+    with pytest.raises(Conflict, match="belongs to container ta on this node"):
         a.call(a.service.add_peers, one, [{"IP": pair.address(10), "MAC": "02:42:00:00:00:01", "VTEP": b.address}])
     with pytest.raises(InvalidArgument, match="overlay networks"):
         a.call(a.service.add_peers, "bridge", [])
