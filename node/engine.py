@@ -38,8 +38,8 @@ class Engine:
         self._subsystems.append(self.networks)
         self.volumes = VolumeService(config.data_root, events=self.events)
         self._subsystems.append(self.volumes)
-        # networks=None until bridge networks plug into ContainerService._network_namespace
-        self.containers = ContainerService(config, events=self.events, images=self.images, volumes=self.volumes)
+        self.containers = ContainerService(config, events=self.events, images=self.images, volumes=self.volumes,
+                                           networks=self.networks)
         self.execs = ExecService(self.containers)
         self._subsystems.append(self.containers)
         self.builder = BuildService(images=self.images, containers=self.containers, data_root=config.data_root,

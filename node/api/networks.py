@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -107,37 +108,36 @@ def _known(request: Request, container: str) -> None:
 
 
 @router.post("/networks/{ref}/connect")
-def connect(request: Request, ref: str, body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
-    """Connect a container: it must exist in the engine's container service, which owns its sandbox."""
+async def connect(request: Request, ref: str, body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
+    """Connect a container: the container service resolves it, records the network in its config and, if it
+    runs, plugs it in now. Without a container service only a full ID with a sandbox of ours is accepted."""
     container = str(body.get("Container") or "")
     if not container:
         raise InvalidArgument("Container is required")
-    engine = engine_of(request)
-    containers = getattr(engine, "containers", None)
+    containers = getattr(engine_of(request), "containers", None)
     settings = body.get("EndpointConfig") or {}
     ipam = settings.get("IPAMConfig") or {}
+    aliases, address = settings.get("Aliases") or (), ipam.get("IPv4Address") or None
     if containers is not None and hasattr(containers, "connect_network"):
-        containers.connect_network(container, ref, aliases=settings.get("Aliases") or (),
-                                   ipv4_address=ipam.get("IPv4Address") or None)
+        await containers.connect_network(container, ref, aliases=aliases, ipv4_address=address)
     else:
         _known(request, container)
-        _service(request).connect(container, ref, aliases=settings.get("Aliases") or (),
-                                  ipv4_address=ipam.get("IPv4Address") or None)
+        await asyncio.to_thread(_service(request).connect, container, ref, aliases=aliases, ipv4_address=address)
     return Response(status_code=200)
 
 
 @router.post("/networks/{ref}/disconnect")
-def disconnect(request: Request, ref: str, body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
+async def disconnect(request: Request, ref: str, body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008
     container = str(body.get("Container") or "")
     if not container:
         raise InvalidArgument("Container is required")
-    engine = engine_of(request)
-    containers = getattr(engine, "containers", None)
+    containers = getattr(engine_of(request), "containers", None)
+    force = bool(body.get("Force"))
     if containers is not None and hasattr(containers, "disconnect_network"):
-        containers.disconnect_network(container, ref, force=bool(body.get("Force")))
+        await containers.disconnect_network(container, ref, force=force)
     else:
         _known(request, container)
-        _service(request).disconnect(container, ref, force=bool(body.get("Force")))
+        await asyncio.to_thread(_service(request).disconnect, container, ref, force=force)
     return Response(status_code=200)
 
 

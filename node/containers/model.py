@@ -80,6 +80,9 @@ class Container:
     hostname_path: str = ""
     hosts_path: str = ""
     resolv_conf_path: str = ""
+    # Docker's NetworkingConfig.EndpointsConfig, keyed by network name, in connection order: the networks
+    # (with aliases, IPAMConfig.IPv4Address) the container joins at every start; `network connect` adds one.
+    endpoints_config: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def short_id(self) -> str:

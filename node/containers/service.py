@@ -38,10 +38,12 @@ from node.containers.model import (
     parse_iso,
     to_record,
 )
+from node.containers.networking import ContainerNetworking
 from node.containers.restart import RestartPolicy, next_delay, should_restart, starts_with_daemon
 from node.errors import Conflict, EngineFailure, InvalidArgument, NodeError, NotFound, NotModified
 from node.events import EventBus
 from node.fsutil import read_json, write_json_atomic
+from node.network import ports
 from node.runtime import console, oci
 from node.runtime.cgroups import Cgroups, detect_layout
 from node.runtime.spec import BundleRequest, MountRequest, build_spec
@@ -69,6 +71,7 @@ class ContainerService:
         self.images = images
         self.volumes = volumes
         self.networks = networks
+        self.net = ContainerNetworking(networks) if networks is not None else None
         self.root = config.data_root / "containers"
         self.root.mkdir(parents=True, exist_ok=True, mode=0o710)
         self.exit_dir = config.exec_root / "exits"
@@ -113,6 +116,9 @@ class ContainerService:
             self._names[c.name] = c.id
         for c in list(self.containers.values()):
             await self._restore(c)
+        if self.networks is not None:  # rules, DNS and port holds for exactly the containers that run
+            running = [(c.id, c.state.pid if c.state.is_live else None) for c in self.containers.values()]
+            await asyncio.to_thread(self.networks.restore, running)
         self._poller = asyncio.create_task(self._poll_logs())
 
     async def stop(self) -> None:
@@ -199,6 +205,10 @@ class ContainerService:
             raise Conflict(f'Conflict. The container name "/{name}" is already in use by container "{other}". '
                            'You have to remove (or rename) that container to be able to reuse that name.')
         host_config = self._validate_host_config(host_config)
+        endpoints: dict[str, dict[str, Any]] = {}
+        if self.net is not None:
+            host_config["NetworkMode"], endpoints = await asyncio.to_thread(
+                self.net.plan_endpoints, host_config, body.get("NetworkingConfig"))
         image_ref = str(body.get("Image") or "")
         if not image_ref:
             raise InvalidArgument("config cannot be empty in order to create a container")
@@ -228,7 +238,7 @@ class ContainerService:
                 runtime=host_config.get("Runtime") or self.config.default_runtime,
                 log_path=str(bundle / f"{cid}-json.log"),
                 hostname_path=str(bundle / "hostname"), hosts_path=str(bundle / "hosts"),
-                resolv_conf_path=str(bundle / "resolv.conf"),
+                resolv_conf_path=str(bundle / "resolv.conf"), endpoints_config=endpoints,
             )
             self._save(c)
         except BaseException:
@@ -254,6 +264,8 @@ class ContainerService:
         if mode not in ("none", "host", "default", "bridge") and self.networks is None:
             raise NotFound(f"network {mode} not found")
         hc_["NetworkMode"] = mode
+        if self.networks is not None:  # bad -p / -P input is refused at create, not at start
+            ports.plan_host_config_bindings(hc_.get("PortBindings"), publish_all=False)
         runtime = hc_.get("Runtime") or self.config.default_runtime
         if runtime not in self.runtimes:
             raise InvalidArgument(f"unknown or invalid runtime name: {runtime}")
@@ -314,8 +326,9 @@ class ContainerService:
         try:
             rootfs = self.images.driver.mount(c.id)
             self._fill_volumes(c, rootfs)
-            self._write_etc_files(c)
-            spec = build_spec(self._bundle_request(c, rootfs, await self._network_namespace(c)))
+            netns = await self._network_namespace(c)
+            await self._write_etc_files(c)
+            spec = build_spec(self._bundle_request(c, rootfs, netns))
             (bundle / "config.json").write_text(json.dumps(spec))
             k8s_log.unlink(missing_ok=True)
             (bundle / "k8s.offset").unlink(missing_ok=True)
@@ -369,15 +382,16 @@ class ContainerService:
     async def _network_namespace(self, c: Container) -> str | None:
         """The hook for networking: None = a new empty netns (`none`), "host" = the host's, or a netns path.
 
-        The network subsystem plugs in here: `engine.networks.create_sandbox(container_id) -> Path`."""
+        With the network service: the sandbox it made, with every endpoint connected and ports published."""
+        if self.net is not None:
+            try:
+                return await asyncio.to_thread(self.net.plumb, c)
+            except NodeError:
+                raise
+            except Exception as exc:  # a kernel error from below: one line, and start's cleanup runs
+                raise EngineFailure(f"setting up the network of {c.name}: {exc}") from exc
         mode = c.host_config.get("NetworkMode", "none")
-        if mode == "none":
-            return None
-        if mode == "host":
-            return "host"
-        if self.networks is not None:
-            return str(self.networks.create_sandbox(c.id))
-        return None
+        return "host" if mode == "host" else None
 
     def _bundle_request(self, c: Container, rootfs: Path, netns: str | None) -> BundleRequest:
         hc_ = c.host_config
@@ -421,18 +435,22 @@ class ContainerService:
                 if source.is_dir() and not source.is_symlink():
                     self.volumes.populate(m["Name"], source)
 
-    def _write_etc_files(self, c: Container) -> None:
+    async def _write_etc_files(self, c: Container) -> None:
+        """/etc/hostname, /etc/hosts, /etc/resolv.conf (bind-mounted files, rewritten in place)."""
         bundle = self.bundle(c.id)
         hostname = c.config.get("Hostname") or c.id[:12]
         (bundle / "hostname").write_text(f"{hostname}\n")
-        hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-        if c.host_config.get("NetworkMode") == "host":
-            hosts = Path("/etc/hosts").read_text() if Path("/etc/hosts").exists() else hosts
+        if self.net is not None:
+            hosts, resolv = await asyncio.to_thread(self.net.etc_files, c)
+        else:
+            hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+            if c.host_config.get("NetworkMode") == "host":
+                hosts = Path("/etc/hosts").read_text() if Path("/etc/hosts").exists() else hosts
+            try:
+                resolv = Path("/etc/resolv.conf").read_text()
+            except OSError:
+                resolv = ""
         (bundle / "hosts").write_text(hosts)
-        try:
-            resolv = Path("/etc/resolv.conf").read_text()
-        except OSError:
-            resolv = ""
         (bundle / "resolv.conf").write_text(resolv)
 
     async def _cleanup_process(self, c: Container) -> None:
@@ -443,9 +461,11 @@ class ContainerService:
         self.cgroups.remove(c.cgroups_path)
         with contextlib.suppress(NodeError):
             self.images.driver.unmount(c.id)
-        if self.networks is not None and c.host_config.get("NetworkMode") not in ("none", "host"):
-            with contextlib.suppress(Exception):
-                self.networks.release(c.id)
+        if self.net is not None:  # endpoints, addresses, published ports, DNS, the sandbox
+            try:
+                await asyncio.to_thread(self.net.release, c.id)
+            except Exception:  # noqa: BLE001 - the rest of the cleanup goes on; the failure is logged
+                log.exception("releasing the networking of %s failed", c.id[:12])
 
     # --- exits and restarts -------------------------------------------------------------------------
     async def _handle_exit(self, cid: str) -> None:
@@ -568,6 +588,36 @@ class ContainerService:
         self.cgroups.freeze(c.cgroups_path, frozen)
         c = self._save(c.with_state(status=Status.PAUSED if frozen else Status.RUNNING))
         self._publish(c, "pause" if frozen else "unpause")
+
+    # --- network connect / disconnect ---------------------------------------------------------------
+    async def connect_network(self, ref: str, network_ref: str, *, aliases: Any = (),
+                              ipv4_address: str | None = None) -> None:
+        """`network connect`: joined now if the container runs, and at every later start."""
+        c = self.get(ref)
+        if self.net is None:
+            raise NotFound(f"network {network_ref} not found")
+        async with self._lock(c.id):
+            c = self.get(c.id)
+            name, settings = await asyncio.to_thread(self.net.plan_connect, c, network_ref, aliases=aliases,
+                                                     ipv4_address=ipv4_address)
+            if c.state.is_live:
+                await asyncio.to_thread(self.net.connect_live, c, name, settings)
+                await self._write_etc_files(c)
+            self._save(replace(c, endpoints_config={**c.endpoints_config, name: settings}))
+
+    async def disconnect_network(self, ref: str, network_ref: str, *, force: bool = False) -> None:
+        c = self.get(ref)
+        if self.net is None:
+            raise NotFound(f"network {network_ref} not found")
+        async with self._lock(c.id):
+            c = self.get(c.id)
+            name = await asyncio.to_thread(self.net.plan_disconnect, c, network_ref, force=force)
+            if name is None:
+                return
+            if c.state.is_live:
+                await asyncio.to_thread(self.net.disconnect_live, c, name, force=force)
+                await self._write_etc_files(c)
+            self._save(replace(c, endpoints_config={k: v for k, v in c.endpoints_config.items() if k != name}))
 
     # --- remove, prune ------------------------------------------------------------------------------
     async def remove(self, ref: str, *, force: bool = False, volumes: bool = False) -> None:
@@ -756,6 +806,8 @@ class ContainerService:
         c = self.get(ref)
         execs = self.execs.ids_of(c.id) if self.execs is not None else []
         out = inspect_json(c, exec_ids=execs)
+        if self.net is not None:
+            out["NetworkSettings"] = self.net.network_settings(c)
         if size:
             out["SizeRw"] = self.images.driver.rw_layer_size(c.id)
         return out
@@ -768,7 +820,11 @@ class ContainerService:
         rows = [c for c in rows if _matches(c, filters or {})]
         if limit > 0:
             rows = rows[:limit]
-        return [list_json(c, image_name=str(c.config.get("Image", ""))) for c in rows]
+        out = [list_json(c, image_name=str(c.config.get("Image", ""))) for c in rows]
+        if self.net is not None:
+            for row, c in zip(out, rows, strict=True):
+                row.update(self.net.list_fields(c))
+        return out
 
     def stats(self, ref: str) -> dict[str, Any]:
         c = self.get(ref)

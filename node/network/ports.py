@@ -11,6 +11,7 @@ import re
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from node.errors import Conflict, InvalidArgument
 
@@ -118,3 +119,104 @@ def port_lines(published: Sequence[Mapping[str, object]], *, private: str | None
         if private is None or private in (key, str(item["ContainerPort"])):
             lines.append(f"{key} -> {item['HostIp'] or '0.0.0.0'}:{item['HostPort']}")
     return lines
+
+
+def port_bindings_of(specs: Sequence[str]) -> tuple[dict[str, list[dict[str, str]]], dict[str, dict[str, object]]]:
+    """`-p` specs -> Docker's HostConfig.PortBindings ({"80/tcp": [{"HostIp", "HostPort"}]}) and the
+    ExposedPorts they imply ({"80/tcp": {}}), as the Docker CLI sends them."""
+    bindings: dict[str, list[dict[str, str]]] = {}
+    for spec in specs:
+        for b in parse_port_spec(spec):
+            key = f"{b.container_port}/{b.proto}"
+            bindings.setdefault(key, []).append({"HostIp": b.host_ip, "HostPort": str(b.host_port or "")})
+    return bindings, {key: {} for key in bindings}
+
+
+def plan_host_config_bindings(port_bindings: Mapping[str, Sequence[Mapping[str, object]] | None] | None, *,
+                              exposed: Sequence[str] = (), publish_all: bool = False) -> list[dict[str, object]]:
+    """HostConfig.PortBindings (plus, with PublishAllPorts, every exposed port not bound there on a random
+    host port) -> the list `NetworkService.publish` takes. Bad entries are InvalidArgument naming them."""
+    out: list[dict[str, object]] = []
+    have: set[tuple[int, str]] = set()
+    for key, entries in (port_bindings or {}).items():
+        for entry in entries or [{}]:
+            binding = normalize({"ContainerPort": key, "HostIp": entry.get("HostIp") or "",
+                                 "HostPort": entry.get("HostPort") or ""})
+            out.append(binding.to_docker())
+            have.add((binding.container_port, binding.proto))
+    if publish_all:
+        for item in exposed:
+            binding = normalize({"ContainerPort": item})
+            if (binding.container_port, binding.proto) not in have:
+                out.append(binding.to_docker())
+                have.add((binding.container_port, binding.proto))
+    return out
+
+
+def ports_view(published: Sequence[Mapping[str, object]], exposed: Sequence[str] = ()) -> dict[str, Any]:
+    """NetworkSettings.Ports of container inspect: {"80/tcp": [{"HostIp", "HostPort"}]}, exposed but
+    unpublished ports as null."""
+    view: dict[str, Any] = {item: None for item in exposed}
+    for item in published:
+        key = f"{item['ContainerPort']}/{item['Protocol']}"
+        view[key] = [*(view.get(key) or []), {"HostIp": item["HostIp"] or "0.0.0.0", "HostPort": str(item["HostPort"])}]
+    return view
+
+
+def list_ports(published: Sequence[Mapping[str, object]], exposed: Sequence[str] = ()) -> list[dict[str, object]]:
+    """`GET /containers/json` Ports: [{"IP", "PrivatePort", "PublicPort", "Type"}], exposed-only without IP."""
+    out: list[dict[str, object]] = []
+    bound = set()
+    for item in published:
+        bound.add(f"{item['ContainerPort']}/{item['Protocol']}")
+        out.append({"IP": item["HostIp"] or "0.0.0.0", "PrivatePort": int(str(item["ContainerPort"])),
+                    "PublicPort": int(str(item["HostPort"])), "Type": item["Protocol"]})
+    for key in exposed:
+        port, _, proto = key.partition("/")
+        if key not in bound and port.isdigit():
+            out.append({"PrivatePort": int(port), "Type": proto or "tcp"})
+    return out
+
+
+def display_ports(ports: Sequence[Mapping[str, Any]]) -> str:
+    """`ps` PORTS as the Docker CLI prints it (its DisplayablePorts): consecutive ports grouped into ranges,
+    `0.0.0.0:8080->8080/tcp` groups, `127.0.0.1:18080->80/tcp` mappings last."""
+    def order(p: Mapping[str, Any]) -> tuple[int, str, int, str]:
+        return int(p.get("PrivatePort") or 0), str(p.get("IP") or ""), int(p.get("PublicPort") or 0), str(p["Type"])
+
+    groups: dict[str, list[int]] = {}
+    result: list[str] = []
+    mappings: list[str] = []
+    for p in sorted(ports, key=order):
+        current, key = int(p["PrivatePort"]), str(p["Type"])
+        if p.get("IP"):
+            if int(p.get("PublicPort") or 0) != current:
+                mappings.append(f"{p['IP']}:{p['PublicPort']}->{current}/{p['Type']}")
+                continue
+            key = f"{p['IP']}/{p['Type']}"
+        group = groups.get(key)
+        if group is not None and current == group[1] + 1:
+            group[1] = current
+            continue
+        if group is not None:
+            result.append(_form_group(key, *group))
+        groups[key] = [current, current]
+    result += [_form_group(key, *group) for key, group in groups.items()]
+    return ", ".join(result + mappings)
+
+
+def _form_group(key: str, first: int, last: int) -> str:
+    ip, _, kind = key.rpartition("/")
+    group = str(first) if first == last else f"{first}-{last}"
+    return f"{ip}:{group}->{group}/{kind}" if ip else f"{group}/{kind}"
+
+
+def expose_of(specs: Sequence[str]) -> dict[str, dict[str, object]]:
+    """`--expose 80`, `--expose 8000-8002/udp` -> ExposedPorts entries."""
+    out: dict[str, dict[str, object]] = {}
+    for spec in specs:
+        match = re.match(r"^(\d+(?:-\d+)?)(?:/(tcp|udp))?$", spec.strip())
+        if match is None:
+            raise InvalidArgument(f"invalid --expose {spec!r}: expected PORT[-PORT][/tcp|udp]")
+        out |= {f"{port}/{match[2] or 'tcp'}": {} for port in _range(match[1], spec)}
+    return out

@@ -123,3 +123,40 @@ def test_the_fake_and_the_real_service_share_one_protocol() -> None:
     assert fake.publish("c1", [{"HostPort": "", "ContainerPort": 80}])[0]["HostPort"] == "49153"
     fake.restore([])
     assert fake.endpoints == {} and fake.ports == {}
+
+
+def test_cli_specs_to_host_config_and_back_to_publish_calls() -> None:
+    from node.network.ports import expose_of, plan_host_config_bindings, port_bindings_of
+
+    bindings, exposed = port_bindings_of(["127.0.0.1:8080:80", "90-91:90-91/udp", "80"])
+    assert bindings == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}, {"HostIp": "", "HostPort": ""}],
+                        "90/udp": [{"HostIp": "", "HostPort": "90"}], "91/udp": [{"HostIp": "", "HostPort": "91"}]}
+    assert set(exposed) == {"80/tcp", "90/udp", "91/udp"}
+    assert expose_of(["53/udp", "8000-8001"]) == {"53/udp": {}, "8000/tcp": {}, "8001/tcp": {}}
+    planned = plan_host_config_bindings(bindings, exposed=["80/tcp", "443/tcp"], publish_all=True)
+    assert [(p["ContainerPort"], p["Protocol"], p["HostIp"], p["HostPort"]) for p in planned] == [
+        (80, "tcp", "127.0.0.1", "8080"), (80, "tcp", "", ""), (90, "udp", "", "90"), (91, "udp", "", "91"),
+        (443, "tcp", "", "")]
+    assert plan_host_config_bindings({"80/tcp": None}) == [
+        {"HostIp": "", "HostPort": "", "ContainerPort": 80, "Protocol": "tcp"}]
+    for bad in ({"80/icmp": []}, {"x/tcp": []}, {"80/tcp": [{"HostPort": "70000"}]}):
+        with pytest.raises(InvalidArgument):
+            plan_host_config_bindings(bad)
+    with pytest.raises(InvalidArgument):
+        expose_of(["eighty"])
+
+
+def test_ps_ports_column_as_docker_prints_it() -> None:
+    from node.network.ports import display_ports, list_ports, ports_view
+
+    published = [{"HostIp": "127.0.0.1", "HostPort": "18080", "ContainerPort": 80, "Protocol": "tcp"},
+                 {"HostIp": "0.0.0.0", "HostPort": "8080", "ContainerPort": 8080, "Protocol": "tcp"},
+                 {"HostIp": "0.0.0.0", "HostPort": "8081", "ContainerPort": 8081, "Protocol": "tcp"},
+                 {"HostIp": "0.0.0.0", "HostPort": "40000", "ContainerPort": 53, "Protocol": "udp"}]
+    rows = list_ports(published, ["80/tcp", "443/tcp", "8080/tcp"])
+    assert {"PrivatePort": 443, "Type": "tcp"} in rows and len(rows) == 5
+    assert display_ports(rows) == ("443/tcp, 0.0.0.0:8080-8081->8080-8081/tcp, 0.0.0.0:40000->53/udp, "
+                                   "127.0.0.1:18080->80/tcp")
+    assert display_ports([]) == ""
+    assert ports_view(published[:1], ["80/tcp", "443/tcp"]) == {
+        "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18080"}], "443/tcp": None}
