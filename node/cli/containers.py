@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import struct
 import sys
@@ -17,6 +18,7 @@ import click
 from node.cli.base import CliState, cli, pass_client, print_objects, print_rows
 from node.client import EngineClient
 from node.errors import Conflict, InvalidArgument, NodeError, NotFound
+from node.network.ports import display_ports
 
 _MAX_RETRIES = "MaximumRetryCount"
 
@@ -143,6 +145,8 @@ _RUN_OPTIONS = [
     click.option("--network", "--net", "network"), click.option("--runtime"),
     click.option("--log-driver"), click.option("--log-opt", multiple=True),
     click.option("--sysctl", multiple=True),
+    click.option("-p", "--publish", multiple=True), click.option("-P", "--publish-all", is_flag=True),
+    click.option("--network-alias", multiple=True), click.option("--ip"), click.option("--expose", multiple=True),
 ]
 
 
@@ -183,6 +187,7 @@ def build_create_body(image: str, command: tuple[str, ...], o: dict[str, Any]) -
         "Tty": o["tty"], "OpenStdin": o["interactive"], "StdinOnce": o["interactive"],
         "AttachStdin": o["interactive"], "HostConfig": host_config,
     }
+    _add_networking(body, o)
     for key, flag in (("WorkingDir", "workdir"), ("User", "user"), ("Hostname", "hostname"),
                       ("StopSignal", "stop_signal")):
         if o[flag]:
@@ -202,12 +207,29 @@ def build_create_body(image: str, command: tuple[str, ...], o: dict[str, Any]) -
     return body
 
 
+def _add_networking(body: dict[str, Any], o: dict[str, Any]) -> None:
+    """-p/-P into PortBindings and ExposedPorts; --network-alias/--ip into NetworkingConfig (as Docker's CLI)."""
+    from node.network.ports import expose_of, port_bindings_of
+
+    bindings, exposed = port_bindings_of(o["publish"])
+    exposed |= expose_of(o["expose"])
+    body["HostConfig"].update(PortBindings=bindings, PublishAllPorts=o["publish_all"])
+    if exposed:
+        body["ExposedPorts"] = exposed
+    if o["network_alias"] or o["ip"]:
+        endpoint = {"Aliases": list(o["network_alias"]) or None,
+                    "IPAMConfig": {"IPv4Address": o["ip"]} if o["ip"] else None}
+        network = o["network"] if o["network"] not in (None, "", "default") else "bridge"
+        body["NetworkingConfig"] = {"EndpointsConfig": {network: endpoint}}
+
+
 def _create(client: EngineClient, image: str, command: tuple[str, ...], o: dict[str, Any],
-            console_size: tuple[int, int] | None = None, attached: bool = False) -> str:
-    """`attached`: `run` in the foreground, whose end of input closes the container's stdin (StdinOnce)."""
+            console_size: tuple[int, int] | None = None, detached: bool = False) -> str:
+    """With -i the end of the first attached client's input closes the container's stdin (StdinOnce), as
+    Docker's CLI sets it, except for `run -d` whose stdin stays open for later `attach`es."""
     try:
         body = build_create_body(image, command, o)
-        body["StdinOnce"] = bool(o["interactive"] and attached)
+        body["StdinOnce"] = bool(o["interactive"] and not detached)
         if console_size:
             body["HostConfig"]["ConsoleSize"] = list(console_size)
         params = {"name": o["name"]} if o["name"] else {}
@@ -238,7 +260,7 @@ def run(state: CliState, image: str, command: tuple[str, ...], detach: bool, sig
     if interactive and tty and not detach and not stdio.stdin_is_tty():
         raise _engine_error(InvalidArgument("the input device is not a TTY"), 1)
     cid = _create(client, image, command, o, console_size=stdio.terminal_size() if tty else None,
-                  attached=not detach)
+                  detached=detach)
     if detach:
         _start(client, cid)
         click.echo(cid)
@@ -547,11 +569,13 @@ def ps_row(c: dict[str, Any], *, no_trunc: bool) -> dict[str, Any]:
         "ID": c["Id"] if no_trunc else c["Id"][:12], "Image": c["Image"],
         "Command": json.dumps(command, ensure_ascii=False),
         "CreatedAt": datetime.fromtimestamp(c["Created"], UTC).strftime("%Y-%m-%d %H:%M:%S +0000 UTC"),
-        "RunningFor": _ago(c["Created"]), "Ports": "", "State": c["State"], "Status": c["Status"],
+        "RunningFor": _ago(c["Created"]), "Ports": display_ports(c.get("Ports") or []), "State": c["State"],
+        "Status": c["Status"],
         "Names": ",".join(n.lstrip("/") for n in c["Names"]),
         "Labels": ",".join(f"{k}={v}" for k, v in (c.get("Labels") or {}).items()),
         "Mounts": ",".join(m.get("Name") or m.get("Source", "") for m in c.get("Mounts") or []),
-        "Networks": c["HostConfig"]["NetworkMode"], "Size": "",
+        "Networks": ",".join((c.get("NetworkSettings") or {}).get("Networks") or {})
+        or c["HostConfig"]["NetworkMode"], "Size": "",
     }
 
 
@@ -593,6 +617,30 @@ def ps(state: CliState, all_: bool, quiet: bool, filters: tuple[str, ...], fmt: 
         params["limit"] = str(last)
     rows = [ps_row(c, no_trunc=no_trunc) for c in state.client.get("/containers/json", params=params)]
     print_rows(rows, fmt=fmt, default=_PS_DEFAULT, headers=_PS_HEADERS, quiet=quiet)
+
+
+@cli.command()
+@click.argument("container")
+@click.argument("private_port", required=False)
+@pass_client
+def port(state: CliState, container: str, private_port: str | None) -> None:
+    """List port mappings or a specific mapping for the container."""
+    info = state.client.get(f"/containers/{container}/json")
+    published = (info.get("NetworkSettings") or {}).get("Ports") or {}
+    if private_port is not None:
+        number, _, proto = private_port.partition("/")
+        key = f"{number}/{proto or 'tcp'}"
+        if not published.get(key):
+            raise NodeError(f"No public port '{key}' published for {container}")
+        lines = [f"{b['HostIp']}:{b['HostPort']}" for b in published[key]]
+    else:
+        lines = [f"{key} -> {b['HostIp']}:{b['HostPort']}" for key, binds in published.items() for b in binds or ()]
+    for line in sorted(lines, key=_natural):
+        click.echo(line)
+
+
+def _natural(text: str) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
 @cli.command()
@@ -706,7 +754,7 @@ def container_prune(state: CliState, force: bool) -> None:
 for _name, _cmd in (("ls", ps), ("ps", ps), ("run", run), ("create", create), ("start", start), ("stop", stop),
                     ("rm", rm), ("logs", logs), ("inspect", inspect), ("kill", kill), ("restart", restart),
                     ("exec", exec_), ("wait", wait), ("top", top), ("stats", stats), ("pause", pause),
-                    ("unpause", unpause), ("attach", attach)):
+                    ("unpause", unpause), ("attach", attach), ("port", port)):
     container.add_command(_cmd, _name)
 
 _ = shlex
