@@ -23,15 +23,20 @@ Unique = Callable[[str], str]
 
 
 class PtyCli:
-    """`pynode ARGS` with a pty as its stdin, stdout and stderr (as in a terminal), sized rows x cols."""
+    """`pynode ARGS` with a pty as its stdin, stdout and stderr and controlling terminal (as in a terminal
+    window: SIGWINCH when it is resized), sized rows x cols."""
 
     def __init__(self, engine: EngineProcess, *args: str, rows: int = 24, cols: int = 80) -> None:
         self.master, self.slave = os.openpty()
-        fcntl.ioctl(self.slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        self.resize(rows, cols)
         self.mode_before = termios.tcgetattr(self.slave)
-        self.proc = subprocess.Popen([PYNODE, *args], stdin=self.slave, stdout=self.slave, stderr=self.slave,
-                                     env=engine.env, start_new_session=True)
+        # `setsid -c`: a new session whose controlling terminal is the pty (stdin)
+        self.proc = subprocess.Popen(["setsid", "-c", PYNODE, *args], stdin=self.slave, stdout=self.slave,
+                                     stderr=self.slave, env=engine.env)
         self.seen = b""
+
+    def resize(self, rows: int, cols: int) -> None:
+        fcntl.ioctl(self.slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
     def read_until(self, pattern: bytes, timeout: float = 30) -> bytes:
         deadline = time.monotonic() + timeout
@@ -139,6 +144,37 @@ def test_run_it_in_a_terminal(busybox_engine: EngineProcess) -> None:
         assert termios.tcgetattr(term.slave) == term.mode_before  # raw mode undone
     finally:
         term.close()
+
+
+@pytest.mark.parametrize("how", ["run", "exec"])
+def test_window_size_follows_the_terminal(busybox_engine: EngineProcess, unique: Unique, how: str) -> None:
+    name = unique("winch")
+    if how == "exec":
+        busybox_engine.cli("run", "-d", "--name", name, "busybox", "sleep", "100")
+        term = PtyCli(busybox_engine, "exec", "-it", name, "sh", rows=24, cols=80)
+    else:
+        term = PtyCli(busybox_engine, "run", "-it", "--name", name, "busybox", "sh", rows=24, cols=80)
+    try:
+        term.read_until(b"# ")
+        term.resize(50, 120)  # the kernel sends SIGWINCH to the CLI, which sends the new size
+        time.sleep(0.5)
+        term.write(b"stty size\r")
+        term.read_until(b"50 120", timeout=15)
+        term.write(b"exit\r")
+        assert term.wait() == 0
+    finally:
+        term.close()
+        busybox_engine.cli("rm", "-f", name)
+
+
+def test_start_ai_feeds_stdin(busybox_engine: EngineProcess, unique: Unique) -> None:
+    name = unique("startai")
+    busybox_engine.cli("create", "-i", "--name", name, "busybox", "sh", "-c", "cat; exit 3")
+    try:
+        result = busybox_engine.cli("start", "-ai", name, input="abc\n", check=False, timeout=60)
+        assert (result.returncode, result.stdout) == (3, "abc\n")
+    finally:
+        busybox_engine.cli("rm", "-f", name)
 
 
 def test_ctrl_p_ctrl_q_detaches(busybox_engine: EngineProcess, unique: Unique) -> None:
