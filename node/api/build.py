@@ -49,6 +49,7 @@ async def build(request: Request, t: list[str] = Query(default=[]), dockerfile: 
             async for chunk in request.stream():
                 fh.write(chunk)
         await asyncio.to_thread(_extract, tar_path, workdir / "context")
+        tar_path.unlink()  # it may hold build secrets: only the extracted copy, removed after the build, stays
         prepared = await asyncio.to_thread(service.prepare, workdir, options)
     except BaseException:
         service.discard_workdir(workdir)

@@ -227,7 +227,7 @@ class BuildService:
         if ref in build.images:
             return build.images[ref]
         try:
-            image = self.images.resolve(ref)
+            image: Image = self.images.resolve(ref)
         except NotFound:
             hint = "no stage or image" if what == "COPY --from" else "no image"
             raise BuildError(f"{location}: {what} {ref}: {hint} named {ref!r} here "
@@ -651,8 +651,8 @@ def created_by(step: ResolvedStep, image: Image) -> str:
     if keyword in ("CMD", "ENTRYPOINT", "SHELL") and step.instruction.json_form:
         return f"{keyword} {json.dumps(list(step.args))}"
     if keyword in ("CMD", "ENTRYPOINT"):
-        shell = list((image.config.get("config") or {}).get("Shell") or DEFAULT_SHELL)
-        return f"{keyword} {json.dumps([*shell, step.args[0]])}"
+        words = list((image.config.get("config") or {}).get("Shell") or DEFAULT_SHELL)
+        return f"{keyword} {json.dumps([*words, step.args[0]])}"
     if keyword in ("ENV", "LABEL"):
         return f"{keyword} " + " ".join(f"{k}={v}" for k, v in step.pairs())
     if keyword == "HEALTHCHECK":
