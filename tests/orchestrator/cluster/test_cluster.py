@@ -1,0 +1,156 @@
+"""A real cluster on lab hosts: forming it, services spread and rescheduled, a worker and the leader killed.
+
+Tests run in file order on one module-wide cluster (3 managers h1-h3, worker h4, 1 s heartbeats).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.orchestrator.cluster.conftest import Cluster, wait_for
+
+pytestmark = [pytest.mark.privileged, pytest.mark.lab]
+
+
+def _node_ls(cluster: Cluster, host: str) -> list[list[str]]:
+    lines = cluster.swarm(host, "node", "ls").stdout.splitlines()
+    assert lines[0].split() == ["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER", "STATUS"]
+    return [line.replace(" * ", "   ").split() for line in lines[1:]]
+
+
+def test_three_managers_and_a_worker_form_a_cluster(cluster: Cluster) -> None:
+    def view(host: str) -> list[list[str]]:
+        return sorted(row[1:] for row in _node_ls(cluster, host))
+
+    expected = [["h1", "Ready", "Active", "Leader"], ["h2", "Ready", "Active", "Reachable"],
+                ["h3", "Ready", "Active", "Reachable"], ["h4", "Ready", "Active"]]
+    wait_for(lambda: view("h1") == expected, what="node ls on h1")
+    assert view("h2") == view("h3") == expected  # every manager shows the same view
+    info = cluster.lab.exec("h4", "pynode", "info").stdout
+    assert "Swarm: active" in info and "Is Manager: false" in info
+    worker = cluster.swarm("h4", "node", "ls", check=False)
+    assert worker.returncode == 1 and "not a swarm manager" in worker.stderr
+
+
+def test_bad_joins_and_init_twice_are_refused(cluster: Cluster) -> None:
+    again = cluster.swarm("h2", "init", "--advertise-addr", cluster.lab.host("h2").address, check=False)
+    assert again.returncode == 1 and "already part of a swarm" in again.stderr
+    token = cluster.worker_token  # type: ignore[attr-defined]
+    twice = cluster.swarm("h4", "join", "--token", token, f"{cluster.lab.host('h1').address}:2377", check=False)
+    assert twice.returncode == 1 and "already part of a swarm" in twice.stderr
+    bad = cluster.swarm("h1", "service", "create", "--replicas", "-1", "busybox", check=False)
+    assert bad.returncode != 0 and "replicas" in (bad.stderr + bad.stdout)
+    unknown = cluster.swarm("h1", "node", "inspect", "nosuchnode", check=False)
+    assert unknown.returncode == 1 and "not found" in unknown.stderr
+
+
+def test_a_worker_certificate_cannot_call_manager_routes(cluster: Cluster) -> None:
+    import httpx
+
+    from orchestrator.daemon import peers
+    from orchestrator.daemon.localstate import SwarmPaths
+
+    worker = SwarmPaths(data_root=cluster.lab.host("h4").data_root)
+    ctx = peers.node_context(worker)
+    with httpx.Client(verify=ctx, timeout=10) as client:
+        response = client.get(f"https://{cluster.lab.host('h1').address}:2377/nodes", extensions=peers.SNI)
+    assert response.status_code == 403 and "manager certificate" in response.json()["message"]
+
+
+def test_replicas_spread_evenly_and_scale(cluster: Cluster) -> None:
+    cluster.swarm("h1", "service", "create", "--name", "web", "--replicas", "6",
+                  "--constraint", "node.role==manager", "busybox", "sleep", "100000")
+    wait_for(lambda: cluster.placement("h1", "web") == {"h1": 2, "h2": 2, "h3": 2}, what="2/2/2 spread")
+    assert sum(len([c for c in cluster.containers(h) if c.startswith("web.")]) for h in ("h1", "h2", "h3")) == 6
+    dup = cluster.swarm("h2", "service", "create", "--name", "web", "busybox", check=False)
+    assert dup.returncode == 1 and "already exists" in dup.stderr
+    cluster.swarm("h2", "service", "scale", "web=10")
+    wait_for(lambda: sum(cluster.placement("h1", "web").values()) == 10, what="10 running")
+    cluster.swarm("h3", "service", "scale", "web=3")
+    wait_for(lambda: cluster.placement("h1", "web") == {"h1": 1, "h2": 1, "h3": 1}, what="back to 3")
+
+
+def test_impossible_constraint_leaves_the_task_pending_with_its_reason(cluster: Cluster) -> None:
+    cluster.swarm("h1", "service", "create", "--name", "nowhere", "--constraint", "node.labels.zone==mars",
+                  "busybox", "sleep", "100000")
+    task = wait_for(lambda: [t for t in cluster.tasks("h1", "nowhere") if t["Status"]["Err"]], what="reason")[0]
+    assert task["Status"]["State"] == "pending"
+    assert "no suitable node" in task["Status"]["Err"]
+    assert "no suitable node" in cluster.swarm("h1", "service", "ps", "nowhere").stdout
+    cluster.swarm("h1", "service", "rm", "nowhere")
+
+
+def test_global_service_runs_one_task_per_node(cluster: Cluster) -> None:
+    cluster.swarm("h1", "service", "create", "--name", "agent", "--mode", "global", "busybox", "sleep", "100000")
+    wait_for(lambda: cluster.placement("h1", "agent") == {"h1": 1, "h2": 1, "h3": 1, "h4": 1}, what="one per node")
+    cluster.swarm("h1", "service", "rm", "agent")
+    wait_for(lambda: not any(c.startswith("agent.") for h in ("h1", "h2", "h3", "h4")
+                             for c in cluster.containers(h)), what="global containers removed")
+
+
+def test_drain_moves_tasks_elsewhere(cluster: Cluster) -> None:
+    cluster.swarm("h1", "service", "create", "--name", "drainme", "--replicas", "4", "busybox", "sleep", "100000")
+    wait_for(lambda: cluster.placement("h1", "drainme").get("h4") == 1, what="a task on h4")
+    cluster.swarm("h1", "node", "update", "--availability", "drain", "h4")
+    wait_for(lambda: "h4" not in cluster.placement("h1", "drainme")
+             and sum(cluster.placement("h1", "drainme").values()) == 4, what="drained")
+    wait_for(lambda: not cluster.containers("h4"), what="h4's containers gone")
+    cluster.swarm("h1", "node", "update", "--availability", "active", "h4")
+    cluster.swarm("h1", "service", "rm", "drainme")
+
+
+def test_killed_worker_tasks_are_rescheduled_and_not_duplicated_on_return(cluster: Cluster) -> None:
+    cluster.swarm("h1", "service", "create", "--name", "job", "--replicas", "4", "busybox", "sleep", "100000")
+    wait_for(lambda: cluster.placement("h1", "job").get("h4") == 1, what="a task on h4")
+    cluster.lab.kill("h4")
+    # 3 missed heartbeats (1 s each) plus 5 s
+    wait_for(lambda: "h4" not in cluster.placement("h1", "job") and sum(cluster.placement("h1", "job").values()) == 4,
+             timeout=8.0, every=0.2, what="rescheduled off h4")
+    assert ["h4", "Down", "Active"] in [row[1:] for row in _node_ls(cluster, "h1")]
+    cluster.lab.start("h4")
+    wait_for(lambda: ["h4", "Ready", "Active"] in [row[1:] for row in _node_ls(cluster, "h1")], what="h4 back")
+    wait_for(lambda: not any(c.startswith("job.") for c in cluster.containers("h4")), what="stale task removed")
+    assert sum(cluster.placement("h1", "job").values()) == 4
+    cluster.swarm("h1", "service", "rm", "job")
+
+
+def test_rolling_update_then_rollback_on_failure(cluster: Cluster) -> None:
+    cluster.swarm("h1", "service", "create", "--name", "roll", "--replicas", "3", "--update-parallelism", "1",
+                  "--update-delay", "1s", "--update-failure-action", "rollback", "busybox", "sleep", "100000")
+    wait_for(lambda: sum(cluster.placement("h1", "roll").values()) == 3, what="3 running")
+    cluster.swarm("h1", "service", "update", "--env-add", "VERSION=2", "roll")
+
+    def updated() -> bool:
+        tasks = [t for t in cluster.tasks("h1", "roll") if t["Status"]["State"] == "running"]
+        return len(tasks) == 3 and all("VERSION=2" in t["Spec"]["container"]["env"] for t in tasks)
+
+    wait_for(updated, timeout=60, what="all tasks updated")
+    service = cluster.api("h1").get("/services/roll")
+    assert service["UpdateStatus"]["state"] == "completed"
+    cluster.swarm("h1", "service", "update", "--image", "nosuchimage:1", "roll")
+    wait_for(lambda: cluster.api("h1").get("/services/roll")["UpdateStatus"]["state"] == "rollback_completed",
+             timeout=60, what="rollback completed")
+    spec = cluster.api("h1").get("/services/roll")["Spec"]
+    assert spec["task"]["container"]["image"] == "busybox"
+    wait_for(lambda: sum(cluster.placement("h1", "roll").values()) == 3, what="3 running after rollback")
+    cluster.swarm("h1", "service", "rm", "roll")
+
+
+def test_leader_killed_a_new_one_is_elected_and_the_old_rejoins_as_follower(cluster: Cluster) -> None:
+    cluster.swarm("h1", "service", "create", "--name", "ha", "--replicas", "3", "busybox", "sleep", "100000")
+    wait_for(lambda: sum(cluster.placement("h1", "ha").values()) == 3, what="3 running")
+    old = cluster.leader("h1")
+    others = [h for h in ("h1", "h2", "h3") if h != old]
+    cluster.lab.kill(old)
+    new = wait_for(lambda: cluster.leader(others[0]) not in ("", old) and cluster.leader(others[0]),
+                   timeout=5.0, every=0.1, what="a new leader")
+    assert new in others
+    cluster.swarm(others[1], "service", "scale", "ha=5")
+    wait_for(lambda: sum(cluster.placement(others[0], "ha").values()) == 5 and old not in
+             cluster.placement(others[0], "ha"), timeout=20, what="5 running without the old leader")
+    cluster.lab.start(old)
+    wait_for(lambda: [r[1:] for r in _node_ls(cluster, others[0]) if r[1] == old] == [[old, "Ready", "Active",
+                                                                                        "Reachable"]],
+             what="old leader back as a follower")
+    assert cluster.leader(old) == new
+    assert sum(cluster.placement(old, "ha").values()) == 5
