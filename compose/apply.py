@@ -129,8 +129,10 @@ class Applier:
         self.secret_paths: dict[tuple[str, str], str] = {}
 
     # ---- up ------------------------------------------------------------------------------------
-    async def up(self, actions: Sequence[Action], *, services: Collection[str]) -> None:
-        """Apply an up plan for `services` (the selection the plan was made for)."""
+    async def up(self, actions: Sequence[Action], *, services: Collection[str],
+                 observed: Sequence[ObservedContainer] = ()) -> None:
+        """Apply an up plan for `services` (the selection the plan was made for); `observed` (what the plan
+        was made from) only serves to report the containers left as they were as Running."""
         await self.ensure_images(actions)
         self.write_file_sources(a.service for a in actions if isinstance(a, (CreateContainer, RecreateContainer)))
         first, per_service = actions_by_service(actions)
@@ -138,9 +140,13 @@ class Applier:
             for action in first:
                 group.create_task(self._run(action))
         done = {name: asyncio.Event() for name in services}
+        touched = {getattr(a, "name", None) for a in actions}
+        untouched = [c for c in observed if c.service in done and not c.oneoff and c.name not in touched
+                     and c.state is ContainerState.RUNNING]
         async with asyncio.TaskGroup() as group:
             for name in services:
-                group.create_task(self._up_service(name, per_service.get(name, []), done=done))
+                group.create_task(self._up_service(name, per_service.get(name, []), done=done,
+                                                   untouched=[c.name for c in untouched if c.service == name]))
 
     async def ensure_images(self, actions: Sequence[Action]) -> None:
         for image, service in images_needed(self.project, actions).items():
@@ -172,7 +178,8 @@ class Applier:
                 path.write_text(source.content, encoding="utf-8")
                 self.secret_paths[(source.kind, source.key)] = str(path)
 
-    async def _up_service(self, name: str, actions: list[Action], *, done: Mapping[str, asyncio.Event]) -> None:
+    async def _up_service(self, name: str, actions: list[Action], *, done: Mapping[str, asyncio.Event],
+                          untouched: Sequence[str] = ()) -> None:
         service = self.project.services[name]
         try:
             for dep, dependency in service.depends_on.items():
@@ -185,6 +192,8 @@ class Applier:
                     if dependency.required:
                         raise
                     self.progress.update("Service", dep, f"optional dependency failed: {exc}", done=True)
+            for container in untouched:
+                self.progress.update("Container", container, "Running", done=True)
             async with asyncio.TaskGroup() as group:
                 for chain in service_chains(actions):
                     group.create_task(self._run_chain(chain))

@@ -50,7 +50,7 @@ def _service_containers(client: EngineClient, project: str, services: Sequence[s
             continue
         if labels.get(ONEOFF_LABEL) == "True" and not oneoff:
             continue
-        if not all_ and c.get("State") != "running":
+        if not all_ and c.get("State") not in ("running", "paused", "restarting"):
             continue
         found.append(c)
     return sorted(found, key=lambda c: (labels_of(c).get(SERVICE_LABEL, ""), int(labels_of(c).get(NUMBER_LABEL)

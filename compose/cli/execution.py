@@ -48,8 +48,8 @@ def _copy_output(response: Any, *, tty: bool) -> None:
         target.flush()
 
 
-def _stdin_data(no_tty: bool, interactive: bool) -> bytes | None:
-    """Piped input goes to the command, as compose's `exec -T` / `run -T` do; a terminal is not read."""
+def _stdin_data(interactive: bool) -> bytes | None:
+    """Piped input goes to the command (`exec -T db psql < dump.sql`); a terminal is not read."""
     if not interactive or sys.stdin is None or sys.stdin.isatty():
         return None
     try:
@@ -88,7 +88,7 @@ def exec_command(ctx: click.Context, detach: bool, env: tuple[str, ...], user: s
         if detach:
             client.post(f"/exec/{eid}/start", json={"Detach": True})
             return
-        data = None if no_tty else _stdin_data(no_tty, interactive)
+        data = _stdin_data(interactive)
         if data is not None:
             stream = client.stream("POST", f"/exec/{eid}/start", params={"stdin": "1"}, content=data)
         else:

@@ -26,6 +26,7 @@ from compose.planner import (
     StopContainer,
     UpOptions,
     dependency_levels,
+    find_orphans,
     plan_down,
     plan_up,
     select_with_dependencies,
@@ -115,10 +116,15 @@ async def _converge(
                                         existing_networks=networks, existing_volumes=volumes)
         if not start:
             actions = [a for a in actions if not isinstance(a, StartContainer)]
+        orphans = find_orphans(project, observed)
+        if orphans and not options.remove_orphans:
+            click.echo(f"WARN: Found orphan containers ({', '.join(c.name for c in orphans)}) for this project. If "
+                       "you removed or renamed this service in your compose file, you can run this command with "
+                       "the --remove-orphans flag to clean it up.", err=True)
         await applier.ensure_images(actions)
         with make_progress(global_options(ctx).progress, title) as progress:
             applier.progress = progress
-            await applier.up(actions, services=selected)
+            await applier.up(actions, services=selected, observed=observed)
         return applier, selected
     finally:
         backend.close()
