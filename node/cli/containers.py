@@ -147,6 +147,7 @@ _RUN_OPTIONS = [
     click.option("--sysctl", multiple=True),
     click.option("-p", "--publish", multiple=True), click.option("-P", "--publish-all", is_flag=True),
     click.option("--network-alias", multiple=True), click.option("--ip"), click.option("--expose", multiple=True),
+    click.option("--add-host", multiple=True),
 ]
 
 
@@ -208,12 +209,13 @@ def build_create_body(image: str, command: tuple[str, ...], o: dict[str, Any]) -
 
 
 def _add_networking(body: dict[str, Any], o: dict[str, Any]) -> None:
-    """-p/-P into PortBindings and ExposedPorts; --network-alias/--ip into NetworkingConfig (as Docker's CLI)."""
+    """-p/-P into PortBindings and ExposedPorts, --add-host into ExtraHosts, --network-alias/--ip into
+    NetworkingConfig (as Docker's CLI)."""
     from node.network.ports import expose_of, port_bindings_of
 
     bindings, exposed = port_bindings_of(o["publish"])
     exposed |= expose_of(o["expose"])
-    body["HostConfig"].update(PortBindings=bindings, PublishAllPorts=o["publish_all"])
+    body["HostConfig"].update(PortBindings=bindings, PublishAllPorts=o["publish_all"], ExtraHosts=list(o["add_host"]))
     if exposed:
         body["ExposedPorts"] = exposed
     if o["network_alias"] or o["ip"]:

@@ -43,6 +43,7 @@ class ContainerNetworking:
                        networking_config: dict[str, Any] | None) -> tuple[str, dict[str, dict[str, Any]]]:
         """(NetworkMode, EndpointsConfig by network name): unknown networks are NotFound, bad --ip or
         --network-alias InvalidArgument, each naming what is wrong."""
+        self.extra_hosts(host_config.get("ExtraHosts"))
         mode = network_mode(host_config)
         if mode.startswith("container:"):
             raise InvalidArgument(f"--network {mode}: sharing another container's network is not supported")
@@ -123,8 +124,30 @@ class ContainerNetworking:
             raise
 
     def etc_files(self, c: Container) -> tuple[str, str]:
-        """(/etc/hosts, /etc/resolv.conf) for the container as plumbed now."""
-        return self.networks.hosts(c.id), self.networks.resolv_conf(c.id)
+        """(/etc/hosts, /etc/resolv.conf) for the container as plumbed now; HostConfig.ExtraHosts
+        (`--add-host NAME:IP`, IP `host-gateway` = the default bridge's gateway) end /etc/hosts."""
+        hosts = self.networks.hosts(c.id)
+        extra = [f"{address}\t{name}" for name, address in self.extra_hosts(c.host_config.get("ExtraHosts"))]
+        if extra:
+            hosts = hosts.rstrip("\n") + "\n" + "\n".join(extra) + "\n"
+        return hosts, self.networks.resolv_conf(c.id)
+
+    def extra_hosts(self, entries: Iterable[str] | None) -> list[tuple[str, str]]:
+        """`NAME:IP` entries as (name, address); a malformed one is InvalidArgument naming it."""
+        out = []
+        for entry in entries or ():
+            name, sep, address = str(entry).replace("=", ":", 1).partition(":")
+            if address == "host-gateway":
+                ipam = self.networks.find("bridge").ipam
+                address = str(ipam.gateway) if ipam is not None else ""
+            try:
+                ip_address(address)
+            except ValueError:
+                raise InvalidArgument(f"invalid --add-host {entry!r}: expected NAME:IP") from None
+            if not sep or not name:
+                raise InvalidArgument(f"invalid --add-host {entry!r}: expected NAME:IP")
+            out.append((name, address))
+        return out
 
     def release(self, container_id: str) -> None:
         self.networks.release(container_id)

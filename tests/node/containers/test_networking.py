@@ -85,3 +85,12 @@ def test_connect_and_disconnect_decisions() -> None:
     with pytest.raises(NotFound, match="is not connected to network front"):
         net.plan_disconnect(c, "front", force=False)
     assert net.plan_disconnect(c, "front", force=True) is None
+
+
+def test_extra_hosts() -> None:
+    net = ContainerNetworking(_Networks())  # type: ignore[arg-type]
+    assert net.extra_hosts(["db:10.0.0.5", "gw:host-gateway", "six:::1", "new=10.0.0.6"]) == [
+        ("db", "10.0.0.5"), ("gw", "172.17.0.1"), ("six", "::1"), ("new", "10.0.0.6")]
+    for bad in ("db", "db:nope", ":10.0.0.5"):
+        with pytest.raises(InvalidArgument, match="invalid --add-host"):
+            net.extra_hosts([bad])

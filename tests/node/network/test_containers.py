@@ -264,10 +264,14 @@ def test_connect_and_disconnect_a_running_container(node: EngineProcess) -> None
     node.cli("network", "rm", "side")
 
 
-def test_none_and_host_modes(node: EngineProcess) -> None:
+def test_none_host_and_extra_hosts(node: EngineProcess) -> None:
     none = node.cli("run", "--rm", "--network", "none", "busybox", "ip", "-o", "-4", "addr").stdout
     assert [line.split()[1] for line in none.splitlines()] == ["lo"]
     hosts = node.cli("run", "--rm", "--network", "host", "busybox", "cat", "/etc/hosts").stdout
     assert hosts == Path("/etc/hosts").read_text()
     clash = node.cli("run", "--rm", "--network", "none", "--network-alias", "x", "busybox", "true", check=False)
     assert clash.returncode == 125 and len(clash.stderr.strip().splitlines()) == 1
+    hosts = node.cli("run", "--rm", "--add-host", "db:10.0.0.5", "busybox", "cat", "/etc/hosts").stdout
+    assert hosts.endswith("\t".join(["10.0.0.5", "db"]) + "\n") and "127.0.0.1\tlocalhost" in hosts
+    bad = node.cli("run", "--rm", "--add-host", "db", "busybox", "true", check=False)
+    assert bad.returncode == 125 and bad.stderr.strip().endswith("invalid --add-host 'db': expected NAME:IP")
