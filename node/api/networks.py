@@ -44,7 +44,7 @@ def _matches_one(network: Network, key: str, value: str) -> bool:
     if key == "driver":
         return network.driver == value
     if key == "scope":
-        return value == "local"
+        return value == ("swarm" if network.driver == "overlay" else "local")
     if key == "type":
         return value == ("builtin" if network.is_predefined else "custom")
     if key == "label":
