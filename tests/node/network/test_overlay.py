@@ -610,13 +610,15 @@ def test_lab_engines_build_the_overlay_the_agent_asks_for_and_remove_every_trace
 @pytest.mark.lab
 def test_task_containers_on_two_lab_hosts_ping_and_balance_over_the_overlay(lab2: Any) -> None:
     """End to end, as the agent will do it: each engine makes the overlay, runs a busybox task on it with
-    its allocated address; peers and a service record are programmed; tasks ping across hosts and the
-    service's VIP reaches both; removing them leaves no VXLAN device, bridge, FDB entry or nft rule."""
+    its allocated address; peers and a service record are programmed; tasks ping across hosts, the
+    service's VIP reaches both, so does its port published on either host (routing mesh); removing them
+    leaves no VXLAN device, bridge, FDB entry or nft rule."""
     lab = lab2
     subnet = IPv4Network(f"10.{200 + secrets.randbelow(50)}.{secrets.randbelow(256)}.0/24")
     vni = 2000 + secrets.randbelow(100000)
     hosts = ("h1", "h2")
     task_ip = {"h1": str(subnet.network_address + 10), "h2": str(subnet.network_address + 20)}
+    node_ip = {"h1": str(subnet.network_address + 250), "h2": str(subnet.network_address + 251)}
     clients = {name: lab.client(name) for name in hosts}
 
     def pynode(host: str, *args: str, timeout: float = 120) -> str:
@@ -628,7 +630,7 @@ def test_task_containers_on_two_lab_hosts_ping_and_balance_over_the_overlay(lab2
         for name in hosts:
             pynode(name, "image", "bootstrap", "busybox", "-q")
             clients[name].create_overlay_network("front", vni=vni, subnet=str(subnet),
-                                                 local_ip=lab.host(name).address)
+                                                 local_ip=lab.host(name).address, node_ip=node_ip[name])
             script = f"mkdir -p /www && echo {name} > /www/index.html && httpd -f -p 80 -h /www"
             run = lab.exec(name, "pynode", "run", "-d", "--name", f"task-{name}", "--network", "front", "--ip",
                            task_ip[name], "busybox", "sh", "-c", script)
@@ -642,19 +644,30 @@ def test_task_containers_on_two_lab_hosts_ping_and_balance_over_the_overlay(lab2
             assert endpoint["IPAddress"] == task_ip[name]
             macs[name] = endpoint["MacAddress"]
         for name, other in (("h1", "h2"), ("h2", "h1")):
-            clients[name].add_network_peers("front", [{"IP": task_ip[other], "MAC": macs[other],
-                                                       "VTEP": lab.host(other).address}])
+            clients[name].add_network_peers("front", [
+                {"IP": task_ip[other], "MAC": macs[other], "VTEP": lab.host(other).address},
+                {"IP": node_ip[other], "MAC": overlay.bridge_mac(IPv4Address(node_ip[other])) or "",
+                 "VTEP": lab.host(other).address}])
         assert "mtu 1450" in pynode("h1", "exec", "task-h1", "ip", "link", "show", "eth0")
         pynode("h1", "exec", "task-h1", "ping", "-c1", "-W2", task_ip["h2"])
         pynode("h2", "exec", "task-h2", "ping", "-c1", "-W2", task_ip["h1"])
 
         the_vip = str(subnet.network_address + 2)
+        port = 20000 + secrets.randbelow(20000)
         for name in hosts:
-            clients[name].set_network_service("front", "web", vip=the_vip, backends=list(task_ip.values()))
+            clients[name].request("PUT", "/networks/front/services/web", json={
+                "VIP": the_vip, "Backends": list(task_ip.values()),
+                "Ports": [{"Protocol": "tcp", "TargetPort": 80, "PublishedPort": port}]})
         assert the_vip in pynode("h1", "exec", "task-h1", "nslookup", "web", "127.0.0.11")
         answers = {pynode("h1", "exec", "task-h1", "timeout", "5", "wget", "-qO-", "http://web/").strip()
                    for _ in range(4)}
         assert answers == {"h1", "h2"}
+        # routing mesh: the published port answers on each lab host's address, from tasks on both hosts
+        for entry, client_host in (("h1", "h2"), ("h2", "h1")):
+            url = f"http://{lab.host(entry).address}:{port}/"
+            seen = {lab.exec(client_host, "timeout", "5", "busybox", "wget", "-qO-", url).stdout.strip()
+                    for _ in range(4)}
+            assert seen == {"h1", "h2"}, (entry, seen)
     finally:
         for name in hosts:
             lab.exec(name, "pynode", "rm", "-f", f"task-{name}")
