@@ -272,11 +272,13 @@ class EngineClient:
 
     def set_network_service(
         self, network: str, name: str, *, backends: Iterable[str], vip: str | None = None,
-        endpoint_mode: str = "vip", aliases: Iterable[str] = (),
+        endpoint_mode: str = "vip", aliases: Iterable[str] = (), ports: Iterable[Mapping[str, Any]] = (),
     ) -> dict[str, Any]:
         """Create or replace a service's record on an overlay: its name resolves to `vip` (or the backends
-        with dnsrr) and the VIP is balanced over `backends`, replaced in one step."""
-        body = {"VIP": vip or "", "EndpointMode": endpoint_mode, "Backends": list(backends), "Aliases": list(aliases)}
+        with dnsrr), the VIP is balanced over `backends`, replaced in one step, and `ports`
+        ([{"Protocol", "TargetPort", "PublishedPort"}], ingress mode) are published on this node."""
+        body = {"VIP": vip or "", "EndpointMode": endpoint_mode, "Backends": list(backends), "Aliases": list(aliases),
+                "Ports": [dict(p) for p in ports]}
         response = self.request("PUT", f"/networks/{network}/services/{name}", json=body)
         return dict(response.json())
 

@@ -655,9 +655,8 @@ def test_task_containers_on_two_lab_hosts_ping_and_balance_over_the_overlay(lab2
         the_vip = str(subnet.network_address + 2)
         port = 20000 + secrets.randbelow(20000)
         for name in hosts:
-            clients[name].request("PUT", "/networks/front/services/web", json={
-                "VIP": the_vip, "Backends": list(task_ip.values()),
-                "Ports": [{"Protocol": "tcp", "TargetPort": 80, "PublishedPort": port}]})
+            clients[name].set_network_service("front", "web", vip=the_vip, backends=list(task_ip.values()),
+                                              ports=[{"Protocol": "tcp", "TargetPort": 80, "PublishedPort": port}])
         assert the_vip in pynode("h1", "exec", "task-h1", "nslookup", "web", "127.0.0.11")
         answers = {pynode("h1", "exec", "task-h1", "timeout", "5", "wget", "-qO-", "http://web/").strip()
                    for _ in range(4)}
