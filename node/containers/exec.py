@@ -135,6 +135,7 @@ class ExecService:
         runtime = self.containers.runtimes[c.runtime]
         tty_socket = console.ConsoleSocket(self.containers.socket_dir / f"{eid[:16]}.tty") if e.tty else None
         spec_path = self._process_json(e, terminal=e.tty, console_size=console_size)
+        code = 126  # what the instance reports if serving fails before the process's own code is known
         try:
             proc = await runtime.exec(c.id, spec_path, detach=False, stdin=e.stdin,
                                       console_socket=tty_socket.path if tty_socket else None)
@@ -163,8 +164,9 @@ class ExecService:
             spec_path.unlink(missing_ok=True)
             if tty_socket is not None:
                 tty_socket.close()
-        self.instances[eid] = replace(e, running=False, exit_code=code)
-        self.containers._publish(c, "exec_die", execID=eid, exitCode=str(code))
+            self.instances[eid] = replace(e, running=False, exit_code=code)
+            if e.running:
+                self.containers._publish(c, "exec_die", execID=eid, exitCode=str(code))
 
     def resize(self, eid: str, *, height: int, width: int) -> None:
         e = self.get(eid)

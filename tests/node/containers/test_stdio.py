@@ -292,13 +292,16 @@ def test_attach_exit_code_is_the_containers(busybox_engine: EngineProcess, uniqu
 
 def test_logs_follow_after_daemon_sigkill(engine: EngineProcess, unique: Unique) -> None:
     ensure_busybox(engine)
-    name = unique("ticker")
+    name, cat = unique("ticker"), unique("cat")
     engine.cli("run", "-d", "--name", name, "busybox", "sh", "-c",
                "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done")
+    engine.cli("run", "-d", "-i", "--name", cat, "busybox", "sh", "-c", "read x; echo got $x; exit 8")
     time.sleep(1)
     engine.kill()
     time.sleep(1)
     engine.start()
+    attached = engine.cli("attach", cat, input="after\n", check=False, timeout=60)  # stdin of a re-adopted one
+    assert (attached.returncode, attached.stdout) == (8, "got after\n")
     follower = subprocess.Popen([PYNODE, "logs", "-f", name], stdout=subprocess.PIPE, env=engine.env,
                                 start_new_session=True)
     try:
