@@ -62,7 +62,11 @@ class ControlClient:
             except ValueError:
                 message = response.text
             raise ControlError(str(message), response.status_code)
-        return response.json() if response.content else None
+        if not response.content:
+            return None
+        if response.headers.get("content-type", "").startswith("text/"):
+            return response.text
+        return response.json()
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs)

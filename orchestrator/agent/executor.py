@@ -207,6 +207,28 @@ class Executor:
             log.warning("removing container %s failed: %s", container.id[:12], exc)
 
 
+def task_logs(engine_url: str, task_id: str, *, tail: str = "all") -> str:
+    """The output of the task's container, stdout and stderr interleaved as the engine stored them."""
+    with EngineClient(engine_url, timeout=30) as client:
+        for item in client.get("/containers/json", params={"all": "1"}):
+            if (item.get("Labels") or {}).get(LABEL_TASK_ID) == task_id:
+                response = client.request("GET", f"/containers/{item['Id']}/logs",
+                                          params={"stdout": "1", "stderr": "1", "tail": tail})
+                mux = "multiplexed" in response.headers.get("content-type", "")
+                return demultiplex(response.content) if mux else response.content.decode(errors="replace")
+    raise NotFound(f"no container for task {task_id} on this node")
+
+
+def demultiplex(data: bytes) -> str:
+    """Docker's log frames (8-byte header: stream, 3 zero bytes, big-endian length) to text."""
+    out, i = [], 0
+    while i + 8 <= len(data):
+        size = int.from_bytes(data[i + 4:i + 8], "big")
+        out.append(data[i + 8:i + 8 + size])
+        i += 8 + size
+    return b"".join(out).decode(errors="replace")
+
+
 def assignments_from(reply: Mapping[str, Any]) -> list[Assignment]:
     from orchestrator.model import from_dict
 

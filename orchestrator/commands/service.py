@@ -350,6 +350,17 @@ def rollback(ctx: click.Context, ref: str) -> None:
     click.echo(ref)
 
 
+@service.command()
+@click.argument("ref")
+@click.option("-n", "--tail", default="all", help="Number of lines to show from the end of the logs.")
+@click.pass_context
+def logs(ctx: click.Context, ref: str, tail: str) -> None:
+    """Fetch the logs of a service's tasks."""
+    control = client(ctx)
+    transport_text = control.request("GET", f"/services/{ref}/logs", params={"tail": tail})
+    click.echo(transport_text, nl=False)
+
+
 @service.command(name="rm")
 @click.argument("refs", nargs=-1, required=True)
 @click.pass_context

@@ -117,11 +117,21 @@ class Daemon:
             with EngineClient(self.engine_url, timeout=2) as client:
                 alive = await asyncio.to_thread(client.ping)
             failures = 0 if alive else failures + 1
+            self._save_raft_peers()
             if failures >= ENGINE_FAILURES_TO_EXIT:
                 log.warning("the engine at %s stopped answering: exiting with it", self.engine_url)
                 self._stopping.set()
             if self.state is None and time.monotonic() - started > IDLE_EXIT and not self._lock.locked():
                 self._stopping.set()
+
+    def _save_raft_peers(self) -> None:
+        """Keep the Raft membership on disk current, so a restart starts from the right peers."""
+        if self.manager is None or self.state is None or self._lock.locked():
+            return
+        members = tuple(self.manager.proposer.members)
+        if members != self.state.raft_peers and self.state.raft_addr in members:
+            self.state = self.state.with_(raft_peers=members)
+            save_state(self.paths, self.state)
 
     async def _start_roles(self) -> None:
         state = self._require_state()
@@ -130,7 +140,7 @@ class Daemon:
                 Manager.open, raft_addr=state.raft_addr, peers=list(state.raft_peers), raft_dir=self.paths.raft_dir,
                 secret=state.raft_secret)
             self.manager.start()
-        if state.role is NodeRole.MANAGER and self.tls is None:
+        if self.tls is None:  # workers serve their tasks' logs to managers here
             self.tls = tls_server(create_app(self), self.paths, host=state.advertise_addr)
             await self.tls.start()
         if self.agent is None:
@@ -360,14 +370,14 @@ class Daemon:
                 state = self._require_state()
                 via = (self.agent.current if self.agent else None) or state.managers[0]
                 await self._renew_certificate(via)
+                await self._stop_roles(agent=False)
                 if role is NodeRole.MANAGER:
                     state = await self._join_raft(state.with_(role=role), via)
-                    self.tls = tls_server(create_app(self), self.paths, host=state.advertise_addr)
-                    await self.tls.start()
                 else:
-                    await self._stop_roles(agent=False)
                     shutil.rmtree(self.paths.raft_dir, ignore_errors=True)
                     state = state.with_(role=role, raft_peers=(), raft_secret="")
+                self.tls = tls_server(create_app(self), self.paths, host=state.advertise_addr)
+                await self.tls.start()
                 save_state(self.paths, state)
                 self.state = state
                 self._write_info()

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Body, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from orchestrator.daemon.localstate import SwarmPaths
 from orchestrator.errors import OrchestratorError
 from orchestrator.manager import control
 from orchestrator.manager.dispatcher import StatusReport
 from orchestrator.manager.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
 from orchestrator.manager.views import node_view, service_view, swarm_view, task_view
-from orchestrator.model import Node, NodeRole, NodeStatus, Service, TaskState
+from orchestrator.model import Node, NodeRole, NodeStatus, Service, Task, TaskState
 from orchestrator.security import InvalidJoinToken, SecurityError, identity_from_certificate
 from orchestrator.store import NotLeader, ObjectExists, ObjectNotFound, QuorumLost, VersionConflict
 
@@ -164,7 +165,7 @@ def _node_routes(app: FastAPI, daemon: Daemon) -> None:
 
 def _service_routes(app: FastAPI, daemon: Daemon) -> None:
     def view(manager: Manager, service: Service) -> dict[str, Any]:
-        tasks = [t for t in manager.store.list(control.Task) if t.service_id == service.id]
+        tasks = [t for t in manager.store.list(Task) if t.service_id == service.id]
         up = sum(1 for n in manager.store.list(Node) if n.status is NodeStatus.READY)
         return service_view(service, tasks, up)
 
@@ -198,6 +199,11 @@ def _service_routes(app: FastAPI, daemon: Daemon) -> None:
     def remove_service(request: Request, ref: str) -> dict[str, Any]:
         control.remove_service(manager_of(request, daemon), ref)
         return {}
+
+    @app.get("/services/{ref}/logs", response_class=PlainTextResponse)
+    def service_logs(request: Request, ref: str, tail: str = "all") -> str:
+        manager = manager_of(request, daemon)
+        return fetch_service_logs(manager, daemon.paths, control.find_service(manager, ref), tail=tail)
 
     @app.get("/tasks")
     def list_tasks(request: Request, service: str | None = None, node: str | None = None,
@@ -236,6 +242,19 @@ def _cluster_routes(app: FastAPI, daemon: Daemon) -> None:
         manager = _leader_manager(daemon)
         return control.renew_certificate(manager, node_id, str(body.get("csr_pem", "")).encode())
 
+    @app.get("/node/tasks/{task_id}/logs", response_class=PlainTextResponse)
+    def task_logs(request: Request, task_id: str, tail: str = "all") -> str:
+        _node_id, role = caller(request, daemon)
+        if role is not NodeRole.MANAGER:
+            raise Forbidden("permission denied: only managers may read a node's task logs")
+        from node.errors import NotFound as EngineNotFound
+        from orchestrator.agent.executor import task_logs as read_logs
+
+        try:
+            return read_logs(daemon.engine_url, task_id, tail=tail)
+        except EngineNotFound as exc:
+            raise NotFound(str(exc)) from exc
+
     @app.post("/dispatcher/session")
     async def session(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
         node_id, _role = caller(request, daemon)
@@ -262,6 +281,33 @@ def _cluster_routes(app: FastAPI, daemon: Daemon) -> None:
                    for r in body.get("reports", [])]
         manager.dispatcher.report(node_id, reports)
         return {}
+
+
+def fetch_service_logs(manager: Manager, paths: SwarmPaths, service: Service, *, tail: str) -> str:
+    """Each task's output from its node (mutual TLS to that node's daemon), prefixed as Docker does."""
+    import httpx
+
+    from orchestrator.daemon import peers
+
+    nodes = {n.id: n for n in manager.store.list(Node)}
+    tasks = [t for t in manager.store.list(Task) if t.service_id == service.id and t.node_id in nodes
+             and t.status.state >= TaskState.RUNNING and t.desired_state <= TaskState.RUNNING]
+    lines = []
+    with httpx.Client(verify=peers.node_context(paths), timeout=15) as client:
+        for task in sorted(tasks, key=lambda t: (t.slot, t.node_id or "")):
+            node = nodes[task.node_id or ""]
+            prefix = f"{service.spec.name}.{task.slot or node.id}.{task.id[:12]}@{node.hostname}"
+            try:
+                response = client.get(peers.url(f"{node.addr}:2377", f"/node/tasks/{task.id}/logs"),
+                                      params={"tail": tail}, extensions={"sni_hostname": node.id})
+            except (httpx.TransportError, OSError) as exc:
+                lines.append(f"{prefix}    | (logs unavailable: {exc})")
+                continue
+            if response.status_code != 200:
+                lines.append(f"{prefix}    | (logs unavailable: {peers.message_of(response)})")
+                continue
+            lines += [f"{prefix}    | {line}" for line in response.text.splitlines()]
+    return "\n".join(lines) + ("\n" if lines else "")
 
 
 def _leader_manager(daemon: Daemon) -> Manager:
