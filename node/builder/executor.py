@@ -214,11 +214,17 @@ class BuildService:
                 if sources:
                     match_sources(build.context_dir, sources, location=location, keyword=step.keyword,
                                   ignore=build.ignore)  # fmt: skip
+            for flag in ("exclude", "parents"):
+                if step.keyword in ("COPY", "ADD") and step.flag(flag):
+                    raise BuildError(f"{location}: {step.keyword} --{flag} is not supported here")
             for mount in step.mounts:
                 if mount.type == "ssh":
                     raise BuildError(f"{location}: RUN --mount=type=ssh is not supported here")
-                if mount.type == "bind" and mount.from_ref:
-                    raise BuildError(f"{location}: RUN --mount=type=bind,from=... is not supported here")
+                if mount.from_ref and mount.type != "bind":
+                    raise BuildError(f"{location}: RUN --mount=type={mount.type},from=... is not supported here")
+                if mount.from_ref and resolve_from_ref(dockerfile, stage.index, mount.from_ref,
+                                                       lineno=step.instruction.lineno, what="--mount=from") is None:
+                    self._external(build, mount.from_ref, location=location, what="RUN --mount=from")
                 if mount.type == "secret" and mount.required and not (build.secrets_dir / str(mount.id)).exists():
                     raise BuildError(f"{location}: secret {mount.id} not found "
                                      f"(give it with --secret id={mount.id},src=FILE)")
@@ -229,7 +235,7 @@ class BuildService:
         try:
             image: Image = self.images.resolve(ref)
         except NotFound:
-            hint = "no stage or image" if what == "COPY --from" else "no image"
+            hint = "no image" if what == "FROM" else "no stage or image"
             raise BuildError(f"{location}: {what} {ref}: {hint} named {ref!r} here "
                              "(no registry is reachable: bootstrap, load or build it first)") from None
         build.images[ref] = image
@@ -316,7 +322,7 @@ class BuildService:
                        earlier: Sequence[ResolvedStep]) -> Image:  # fmt: skip
         keyword = step.keyword
         if keyword == "RUN":
-            return await self._run_step(build, step, image, vertex)
+            return await self._run_step(build, stage, step, image, vertex)
         if keyword in ("COPY", "ADD"):
             source = self._source_image(build, stage, step, step.flag("from") or "") if step.flag("from") else None
             return await asyncio.to_thread(self._copy_step, build, step, image, source)
@@ -324,16 +330,42 @@ class BuildService:
             return await asyncio.to_thread(self._workdir_step, step, image)
         cmd_in_stage = any(s.keyword == "CMD" for s in earlier)
         config = apply_metadata(_inner(image.config), step, cmd_in_stage=cmd_in_stage)
-        return await asyncio.to_thread(self._commit, image, config, layer=None, created_by=created_by(step, image))
+        author = step.args[0] if keyword == "MAINTAINER" else None
+        return await asyncio.to_thread(self._commit, image, config, layer=None, created_by=created_by(step, image),
+                                       author=author)  # fmt: skip
 
     # --- RUN ------------------------------------------------------------------------------------------
-    async def _run_step(self, build: Build, step: ResolvedStep, image: Image, vertex: Vertex) -> Image:
+    async def _run_step(self, build: Build, stage: Stage, step: ResolvedStep, image: Image, vertex: Vertex) -> Image:
+        views: dict[str, Path] = {}  # RUN --mount=from: a read view of that stage or image, per reference
+        opened: list[str] = []
+        try:
+            for ref in dict.fromkeys(m.from_ref for m in step.mounts if m.from_ref):
+                source = self._source_image(build, stage, step, ref)
+                opened.append(secrets_module.token_hex(32))
+                views[ref] = await asyncio.to_thread(self._open_view, opened[-1], source)
+            return await self._run_in_container(build, step, image, vertex, views)
+        finally:
+            for view in opened:
+                await asyncio.to_thread(self._close_view, view)
+
+    def _open_view(self, view: str, image: Image) -> Path:
+        self.images.driver.create_rw_layer(view, image)
+        return Path(self.images.driver.mount(view))
+
+    def _close_view(self, view: str) -> None:
+        with contextlib.suppress(NodeError, OSError):
+            self.images.driver.unmount(view)
+        with contextlib.suppress(NodeError, OSError):
+            self.images.driver.remove_rw_layer(view)
+
+    async def _run_in_container(self, build: Build, step: ResolvedStep, image: Image, vertex: Vertex,
+                                views: Mapping[str, Path]) -> Image:  # fmt: skip
         inner = _inner(image.config)
         shell = list(inner.get("Shell") or DEFAULT_SHELL)
         step_dir = Path(tempfile.mkdtemp(prefix="run-", dir=build.workdir))
         argv, extra_mounts = _run_argv(step, shell, step_dir)
         env = dict(step.proxy_args) | dict(step.build_args) | dict(step.env)
-        mounts = extra_mounts + self._run_mounts(build, step, env)
+        mounts = extra_mounts + self._run_mounts(build, step, env, views)
         run_image = await asyncio.to_thread(self._run_image, image)
         body: dict[str, Any] = {
             "Image": run_image.id, "Entrypoint": [""], "Cmd": argv, "Env": [f"{k}={v}" for k, v in env.items()],
@@ -380,7 +412,8 @@ class BuildService:
         vertex.flush()
         return int(self.containers.exit_code(cid))
 
-    def _run_mounts(self, build: Build, step: ResolvedStep, env: dict[str, str]) -> list[dict[str, Any]]:
+    def _run_mounts(self, build: Build, step: ResolvedStep, env: dict[str, str],
+                    views: Mapping[str, Path]) -> list[dict[str, Any]]:  # fmt: skip
         location = f"{build.dockerfile.filename}:{step.instruction.lineno}"
         mounts: list[dict[str, Any]] = []
         for mount in step.mounts:
@@ -390,6 +423,10 @@ class BuildService:
                 mounts.append({"Type": "bind", "Source": str(source), "Target": target, "ReadOnly": mount.readonly})
             elif mount.type == "tmpfs":
                 mounts.append({"Type": "tmpfs", "Target": target})
+            elif mount.type == "bind" and mount.from_ref:
+                source = _inside_context(views[mount.from_ref], mount.source or ".")
+                mounts.append({"Type": "bind", "Source": str(source), "Target": target,
+                               "ReadOnly": mount.readonly})  # fmt: skip
             elif mount.type == "bind":
                 source = _inside_context(build.context_dir, mount.source or ".")
                 mounts.append({"Type": "bind", "Source": str(source), "Target": target,
@@ -490,10 +527,13 @@ class BuildService:
         return self._commit(image, inner, layer=layer, created_by=created_by(step, image))
 
     # --- committing -----------------------------------------------------------------------------------
-    def _commit(self, image: Image, inner: dict[str, Any], *, layer: Any, created_by: str | None) -> Image:
+    def _commit(self, image: Image, inner: dict[str, Any], *, layer: Any, created_by: str | None,
+                author: str | None = None) -> Image:  # fmt: skip
         config = copy.deepcopy(image.config)
         now = _rfc3339(time.time())
         config["created"] = now
+        if author is not None:
+            config["author"] = author
         config["config"] = {k: v for k, v in inner.items() if k != "OnBuild" or v}
         if not config["config"].get("OnBuild"):
             config["config"].pop("OnBuild", None)
@@ -560,7 +600,8 @@ def _step_refs(step: ResolvedStep) -> list[str]:
     refs = []
     if step.keyword == "COPY" and step.flag("from"):
         refs.append(step.flag("from") or "")
-    return refs
+    refs += [m.from_ref for m in step.mounts if m.from_ref]
+    return list(dict.fromkeys(refs))
 
 
 def _absolute(path: str, workdir: str) -> str:

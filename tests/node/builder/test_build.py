@@ -250,6 +250,8 @@ def test_cache_mount_persists_between_builds_and_onbuild_triggers_run(busybox_en
     ("FROM nosuchimage:1\n", (), "Dockerfile:1: FROM nosuchimage:1"),
     ("FROM busybox\nADD https://example.com/x /x\n", (), "no network fetch is done here"),
     ("FROM busybox\n", ("-t", "Bad:Tag:x"), "invalid reference format"),
+    ("FROM busybox\nCOPY --exclude=*.md . /\n", (), "Dockerfile:2: COPY --exclude is not supported here"),
+    ("FROM busybox\nRUN --mount=type=bind,from=nosuch,target=/x true\n", (), "Dockerfile:2: RUN --mount=from nosuch"),
 ])  # fmt: skip
 def test_bad_input_is_one_line_and_leaves_nothing(busybox_engine: EngineProcess, unique: Unique, tmp_path: Path,
                                                   dockerfile: str, args: tuple[str, ...], expected: str) -> None:
@@ -311,8 +313,10 @@ def test_shell_bind_mount_copy_from_image_scratch_and_dockerfile_outside_context
 FROM scratch AS files
 COPY --chmod=0755 tool.sh /tool.sh
 FROM busybox
+MAINTAINER someone@example.com
 SHELL ["/bin/sh", "-ec"]
 RUN --mount=type=bind,source=conf,target=/mnt/conf cat /mnt/conf/app.conf > /app.conf
+RUN --mount=type=bind,from=files,target=/mnt/files test -x /mnt/files/tool.sh && test ! -e /tool.sh
 COPY --from=files /tool.sh /usr/local/bin/
 COPY --from=busybox /etc/passwd /copied-passwd
 RUN test -x /usr/local/bin/tool.sh && test ! -e /mnt/conf/app.conf && grep -q root /copied-passwd
@@ -325,6 +329,7 @@ CMD ["/usr/local/bin/tool.sh"]
     assert e.cli("run", "--rm", tag).stdout == "key=value\n"
     history = e.cli("history", "--no-trunc", "--format", "{{.CreatedBy}}", tag).stdout
     assert "RUN /bin/sh -ec cat /mnt/conf/app.conf > /app.conf" in history
+    assert e.cli("image", "inspect", "-f", "{{.Author}}", tag).stdout.strip() == "someone@example.com"
     build(e, "-f", str(outside), "--target", "files", "-t", scratch, str(ctx))
     layers = e.cli("image", "inspect", "-f", "{{len .RootFS.Layers}}", scratch).stdout.strip()
     assert layers == "1"
