@@ -10,7 +10,6 @@ from compose.backend import EngineError, build_image
 from compose.container_spec import image_name
 from compose.errors import ComposeError
 from compose.model import Project, ServiceConfig
-from node.builder.context import load_ignore, write_context_tar
 from node.client import EngineClient
 from node.errors import NotFound
 
@@ -22,6 +21,8 @@ class BuildError(ComposeError):
 def build_service(client: EngineClient, project: Project, service: ServiceConfig, *, no_cache: bool = False,
                   on_line: Callable[[str], None] | None = None) -> str:
     """Build `service`'s image, tagged as compose tags it; returns the tag."""
+    from node.builder.context import load_ignore, write_context_tar  # only when building (a heavy import)
+
     if service.build is None:
         raise BuildError(f"service {service.name} has no build section")
     tag = image_name(project, service)

@@ -10,9 +10,9 @@ their order; different services can go concurrently.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 
 from compose.errors import ComposeError
 from compose.model import Project, Resource, ServiceConfig, config_hash
@@ -182,7 +182,10 @@ def container_name(project: Project, service: ServiceConfig, number: int) -> str
     return service.container_name or f"{project.name}-{service.name}-{number}"
 
 
+@functools.cache
 def _version() -> str:
+    from importlib import metadata  # lazily: a tenth of a second at start-up
+
     try:
         return metadata.version("pycontainers")
     except metadata.PackageNotFoundError:

@@ -10,7 +10,6 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +145,8 @@ def config_command(
 
 
 def _version() -> str:
+    from importlib import metadata  # lazily: a tenth of a second at start-up
+
     try:
         return metadata.version("pycontainers")
     except metadata.PackageNotFoundError:

@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table, box
 
 from compose.cli import load_from_context, main
 from compose.cli.logstream import LogPrinter, short_name, stream_logs
@@ -30,15 +28,15 @@ from node.errors import NodeError
 
 def print_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """Docker's plain column layout: upper-case headers, columns three spaces apart."""
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(box=None, show_edge=False, pad_edge=False, padding=(0, 3, 0, 0), header_style="")
     for title in header:
         table.add_column(title, no_wrap=True, overflow="ignore")
     for row in rows:
         table.add_row(*(str(v) for v in row))
     Console(width=1 << 12, highlight=False, soft_wrap=True).print(table)
-
-
-_ = box  # rich.table.box is re-exported for callers who want borders
 
 
 def _service_containers(client: EngineClient, project: str, services: Sequence[str], *, oneoff: bool = False,

@@ -7,11 +7,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from rich.console import Console, Group
-from rich.live import Live
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.console import Console, Group
 
 
 @dataclass(slots=True)
@@ -52,6 +51,9 @@ class TtyProgress:
     """A rich Live view: `[+] Running 2/3` then one line per resource with a spinner or a mark."""
 
     def __init__(self, title: str, *, console: Console | None = None) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
         self.title = title
         self.console = console or Console(stderr=True)
         self._lines: dict[tuple[str, str], _Line] = {}
@@ -70,6 +72,9 @@ class TtyProgress:
                 line.ended = time.monotonic()
 
     def _render(self) -> Group:
+        from rich.console import Group
+        from rich.text import Text
+
         with self._lock:
             lines = list(self._lines.values())
         finished = sum(1 for line in lines if line.ended is not None)
