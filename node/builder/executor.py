@@ -473,7 +473,8 @@ class BuildService:
             owner = lookup_user(dest_tree, chown) if chown else None
         except KeyError as exc:
             raise BuildError(f"{location}: --chown={chown}: {exc.args[0]}") from None
-        options = ly.CopyOptions(owner=owner, mode=_chmod(step.flag("chmod"), location),
+        mode, mode_expr = _chmod(step.flag("chmod"), location)
+        options = ly.CopyOptions(owner=owner, mode=mode, mode_expr=mode_expr,
                                  extract_archives=step.keyword == "ADD", location=location, keyword=step.keyword)
         with tempfile.TemporaryFile(dir=build.workdir) as out:
             writer = ly.LayerWriter(out, dest_tree, dir_owner=owner or (0, 0))
@@ -508,7 +509,7 @@ class BuildService:
             into_dir = dest.endswith("/") or len(docs) + len(paths) > 1
             path = resolve(writer.dest_tree, dest)
             path = f"{path}/{doc.name}" if into_dir else path
-            writer.add_bytes(path, doc.content.encode(), mode=options.mode if options.mode is not None else 0o644,
+            writer.add_bytes(path, doc.content.encode(), mode=options.apply(0o644, is_dir=False),
                              owner=options.owner or (0, 0))
 
     def _workdir_step(self, step: ResolvedStep, image: Image) -> Image:
@@ -614,12 +615,17 @@ def _exists(tree: LayeredTree, path: str) -> bool:
     return tree.host_path(resolve(tree, path)) is not None
 
 
-def _chmod(text: str | None, location: str) -> int | None:
+def _chmod(text: str | None, location: str) -> tuple[int | None, str | None]:
+    """(octal mode, symbolic expression) of ``--chmod``."""
     if text is None:
-        return None
+        return None, None
     if re.fullmatch(r"[0-7]{3,4}", text):
-        return int(text, 8)
-    raise BuildError(f"{location}: --chmod={text}: only octal modes are supported here")
+        return int(text, 8), None
+    try:
+        ly.apply_symbolic_mode(0o644, text, is_dir=False)
+    except (ValueError, KeyError):
+        raise BuildError(f"{location}: invalid chmod parameter: {text}") from None
+    return None, text
 
 
 def _match_in_tree(tree: LayeredTree, sources: list[str], options: ly.CopyOptions) -> list[str]:

@@ -42,10 +42,46 @@ RUNTIME_MOUNT_POINTS = ("/proc", "/sys", "/sys/fs/cgroup", "/dev", "/dev/pts", "
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CopyOptions:
     owner: tuple[int, int] | None = None  # --chown; None keeps the source's owner (context files are root's)
-    mode: int | None = None  # --chmod (octal)
+    mode: int | None = None  # --chmod=0755
+    mode_expr: str | None = None  # --chmod=u+x,go-w (symbolic, applied to each entry's own mode)
     extract_archives: bool = False  # ADD
     location: str = "Dockerfile"
     keyword: str = "COPY"
+
+    def apply(self, mode: int, *, is_dir: bool) -> int:
+        if self.mode is not None:
+            return self.mode
+        if self.mode_expr is not None:
+            return apply_symbolic_mode(mode, self.mode_expr, is_dir=is_dir)
+        return mode
+
+
+_WHO_BITS = {"u": {"r": 0o400, "w": 0o200, "x": 0o100, "s": 0o4000, "t": 0},
+             "g": {"r": 0o040, "w": 0o020, "x": 0o010, "s": 0o2000, "t": 0},
+             "o": {"r": 0o004, "w": 0o002, "x": 0o001, "s": 0, "t": 0o1000}}  # fmt: skip
+
+
+def apply_symbolic_mode(mode: int, expr: str, *, is_dir: bool) -> int:
+    """chmod's symbolic modes (``u+x``, ``go-w``, ``a=rX``, comma-separated); no ``who`` means all."""
+    for clause in expr.split(","):
+        op_at = next((i for i, c in enumerate(clause) if c in "+-="), -1)
+        if op_at < 0:
+            raise ValueError(f"invalid mode: {expr}")
+        who = clause[:op_at].replace("a", "ugo") or "ugo"
+        op, perms = clause[op_at], clause[op_at + 1 :]
+        executable = is_dir or bool(mode & 0o111)
+        for person in who:
+            bits = _WHO_BITS[person]
+            wanted = 0
+            for perm in perms:
+                wanted |= bits["x"] if perm == "X" and executable else bits.get(perm, 0)
+            if op == "+":
+                mode |= wanted
+            elif op == "-":
+                mode &= ~wanted
+            else:
+                mode = (mode & ~(bits["r"] | bits["w"] | bits["x"] | bits["s"] | bits["t"])) | wanted
+    return mode
 
 
 class LayerWriter:
@@ -100,8 +136,8 @@ class LayerWriter:
             info.size = st.st_size
         else:
             return  # sockets, fifos, devices are not copied
-        if options.mode is not None and not stat.S_ISLNK(st.st_mode):
-            info.mode = options.mode
+        if not stat.S_ISLNK(st.st_mode):
+            info.mode = options.apply(info.mode, is_dir=stat.S_ISDIR(st.st_mode))
         if info.isreg():
             with open(host, "rb") as fh:
                 self._add(info, fh)

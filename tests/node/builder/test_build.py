@@ -151,6 +151,7 @@ WORKDIR $APP_HOME
 COPY . ./ctx/
 ADD bundle.tar.gz /opt/
 COPY --chown=nobody:nobody --chmod=0640 data.txt /owned/
+COPY --chmod=u+x,go= keep.txt /exec.txt
 COPY <<EOF /etc/motd
 welcome $GREETING
 EOF
@@ -162,6 +163,7 @@ test ! -e ctx/logs
 test -e ctx/logs2/keep.log
 test "$(cat /opt/inner/file.txt)" = packed
 test "$(stat -c '%U:%G %a' /owned/data.txt)" = "nobody:nobody 640"
+test "$(stat -c '%a' /exec.txt)" = 700
 echo "$GREETING from $(pwd)" > /greeting
 EOF
 USER nobody

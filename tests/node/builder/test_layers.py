@@ -150,3 +150,11 @@ def test_run_command_lines_and_history_text(tmp_path: Path) -> None:
     assert created_by(shell, image) == "RUN |1 V=1 /bin/sh -c echo $V"
     assert created_by(copy, image) == "COPY --chown=1 a /b"
     assert _absolute("rel/", "/app") == "/app/rel/" and _absolute("/abs", "/app") == "/abs"
+
+
+def test_symbolic_chmod_as_chmod_does() -> None:
+    assert ly.apply_symbolic_mode(0o644, "u+x", is_dir=False) == 0o744
+    assert ly.apply_symbolic_mode(0o777, "go-w", is_dir=False) == 0o755
+    assert ly.apply_symbolic_mode(0o600, "a=rX", is_dir=True) == 0o555
+    assert ly.apply_symbolic_mode(0o600, "a=rX", is_dir=False) == 0o444
+    assert ly.apply_symbolic_mode(0o644, "+x,o-r", is_dir=False) == 0o751
