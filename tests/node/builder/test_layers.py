@@ -15,6 +15,8 @@ from node.builder.executor import _absolute, _run_argv, apply_metadata, created_
 from node.builder.trees import HostTree, LayeredTree, lookup_user, resolve
 from node.images.model import Image
 
+ROOT = pytest.mark.privileged  # whiteouts (mknod) and trusted.overlay xattrs need root
+
 
 def _layer(root: Path, name: str, files: dict[str, str | None]) -> Path:
     """A diff dir: text files, directories (trailing /), symlinks ("-> target") and whiteouts (None)."""
@@ -45,6 +47,7 @@ def image_tree(tmp_path: Path) -> LayeredTree:
     return LayeredTree([bottom, top])
 
 
+@ROOT
 def test_layered_tree_applies_whiteouts_opaque_dirs_and_links(image_tree: LayeredTree) -> None:
     assert image_tree.listdir("opt") == ["b"]
     assert image_tree.host_path("opt/a") is None
@@ -73,6 +76,7 @@ def _copy(image_tree: LayeredTree, src: Path, sources: list[str], dest: str,
     return _entries(out.getvalue())
 
 
+@ROOT
 def test_copy_follows_docker_destination_rules(image_tree: LayeredTree, tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     (ctx / "dir/sub").mkdir(parents=True)
@@ -88,6 +92,7 @@ def test_copy_follows_docker_destination_rules(image_tree: LayeredTree, tmp_path
         _copy(image_tree, ctx, ["f.txt", "dir"], "/nodir")
 
 
+@ROOT
 def test_add_extracts_a_local_tar_inside_the_destination(image_tree: LayeredTree, tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
@@ -103,6 +108,7 @@ def test_add_extracts_a_local_tar_inside_the_destination(image_tree: LayeredTree
     assert set(_copy(image_tree, ctx, ["a.tgz"], "/opt/")) == {"opt/a.tgz"}  # COPY does not extract
 
 
+@ROOT
 def test_clean_run_diff_drops_mount_points_the_runtime_made(image_tree: LayeredTree, tmp_path: Path) -> None:
     upper = _layer(tmp_path, "upper", {"run/secrets/token": "", "etc/hosts": "", "made/by/run.txt": "kept",
                                        "cache/": ""})  # fmt: skip
