@@ -136,6 +136,8 @@ class ExecService:
         tty_socket = console.ConsoleSocket(self.containers.socket_dir / f"{eid[:16]}.tty") if e.tty else None
         spec_path = self._process_json(e, terminal=e.tty, console_size=console_size)
         code = 126  # what the instance reports if serving fails before the process's own code is known
+        tail = _Tail(write)
+        write = tail.write
         try:
             proc = await runtime.exec(c.id, spec_path, detach=False, stdin=e.stdin,
                                       console_socket=tty_socket.path if tty_socket else None)
@@ -160,6 +162,7 @@ class ExecService:
             else:
                 await _serve_pipes(proc, read, write, stdin=e.stdin)
                 code = await proc.wait()
+            code = tail.exit_code(code)
         finally:
             spec_path.unlink(missing_ok=True)
             if tty_socket is not None:
@@ -211,16 +214,40 @@ class ExecService:
         return code, out.decode(errors="replace")
 
 
+class _Tail:
+    """Passes output on and keeps its last bytes: the runtime's own message when the process could not start."""
+
+    def __init__(self, write: Write) -> None:
+        self._write = write
+        self.data = b""
+
+    async def write(self, chunk: bytes) -> None:
+        self.data = (self.data + chunk)[-2048:]
+        await self._write(chunk)
+
+    def exit_code(self, code: int) -> int:
+        """Docker's 127 (not found) / 126 (cannot run) when the runtime, not the process, failed (crun: 255)."""
+        text = self.data.decode(errors="replace").lower()
+        if code == 255 and any(m in text for m in ("executable file", "open executable", "exec failed",
+                                                     "exec format error", "permission denied",
+                                                     "no such file or directory")):
+            return 126 if classify_start_error(text) == 125 else classify_start_error(text)
+        return code
+
+
 async def _receive_master(sock: console.ConsoleSocket, proc: asyncio.subprocess.Process) -> int | None:
     """The pty master the runtime sends, or None if the runtime ended first (it failed)."""
     receiving = asyncio.create_task(sock.receive_master())
     ended = asyncio.create_task(proc.wait())
     await asyncio.wait({receiving, ended}, return_when=asyncio.FIRST_COMPLETED)
-    if receiving.done() and not receiving.exception():
-        ended.cancel()
+    if not receiving.done():  # the runtime ended first; it may still have sent the master (and its error there)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(receiving), 0.5)
+    ended.cancel()
+    if receiving.done() and not receiving.cancelled() and receiving.exception() is None:
         return receiving.result()
     receiving.cancel()
-    await asyncio.gather(receiving, return_exceptions=True)
+    await asyncio.gather(receiving, ended, return_exceptions=True)
     return None
 
 

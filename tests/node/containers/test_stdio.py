@@ -226,6 +226,18 @@ def test_exec_it_in_a_terminal(busybox_engine: EngineProcess, unique: Unique) ->
         busybox_engine.cli("rm", "-f", name)
 
 
+def test_exec_of_what_cannot_run(busybox_engine: EngineProcess, unique: Unique) -> None:
+    name = unique("execbad")
+    busybox_engine.cli("run", "-d", "--name", name, "busybox", "sleep", "100")
+    try:
+        assert busybox_engine.cli("exec", name, "nosuchcmd", check=False, timeout=60).returncode == 127
+        assert busybox_engine.cli("exec", "-t", name, "nosuchcmd", check=False, timeout=60).returncode == 127
+        assert busybox_engine.cli("exec", name, "/etc/passwd", check=False, timeout=60).returncode == 126
+        assert busybox_engine.cli("exec", name, "sh", "-c", "exit 255", check=False, timeout=60).returncode == 255
+    finally:
+        busybox_engine.cli("rm", "-f", name)
+
+
 def test_exec_t_has_a_tty(busybox_engine: EngineProcess, unique: Unique) -> None:
     name = unique("exect")
     busybox_engine.cli("run", "-d", "--name", name, "busybox", "sleep", "100")
