@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import IO, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from compose.errors import ComposeError
 from compose.planner import ONEOFF_LABEL, PROJECT_LABEL, SERVICE_LABEL
@@ -145,25 +145,3 @@ class EngineBackend:
             await self._run(fn, *args, **kwargs)
         except NotFound:
             return
-
-
-def build_image(client: EngineClient, *, context_tar: IO[bytes], tag: str, dockerfile: str | None,
-                args: Mapping[str, str | None], target: str | None, no_cache: bool = False) -> Iterator[str]:
-    """Docker's `POST /build` with a context tar; yields the build's output lines."""
-    params: dict[str, str] = {"t": tag, "buildargs": json.dumps({k: v for k, v in args.items() if v is not None})}
-    if dockerfile:
-        params["dockerfile"] = dockerfile
-    if target:
-        params["target"] = target
-    if no_cache:
-        params["nocache"] = "1"
-    try:
-        for message in client.stream_json("POST", "/build", params=params, content=context_tar.read(),
-                                          headers={"Content-Type": "application/x-tar"}):
-            text = message.get("stream") or message.get("status") or ""
-            if text:
-                yield str(text)
-    except NotFound:
-        raise
-    except NodeError as exc:
-        raise EngineError(str(exc)) from exc

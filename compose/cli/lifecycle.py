@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -16,12 +17,14 @@ from compose.cli import global_options, load_from_context, main
 from compose.cli.attach import attach_and_wait
 from compose.cli.progress import make_progress
 from compose.cli.session import engine_client, make_backend, run, select_containers
+from compose.container_spec import image_name
 from compose.errors import ComposeError
 from compose.model import Project, ServiceConfig
 from compose.planner import (
     Action,
     ContainerState,
     DownOptions,
+    ObservedContainer,
     StartContainer,
     StopContainer,
     UpOptions,
@@ -110,7 +113,7 @@ async def _converge(
                 service = project.services[name]
                 if service.build is not None:
                     await _build_fn(ctx, client, project)(service)
-        observed = await observe_project(backend, project.name)
+        observed = await _with_stale_images(backend, project, await observe_project(backend, project.name))
         networks, volumes = await _resource_names(backend, project)
         actions: list[Action] = plan_up(project, observed=observed, options=options, services=services or None,
                                         existing_networks=networks, existing_volumes=volumes)
@@ -128,6 +131,19 @@ async def _converge(
         return applier, selected
     finally:
         backend.close()
+
+
+async def _with_stale_images(backend: EngineBackend, project: Project,
+                             observed: list[ObservedContainer]) -> list[ObservedContainer]:
+    """Containers made from an older image than their service's current one (rebuilt, re-tagged) must be
+    recreated, as compose does: they are observed with a hash that can't match."""
+    images = sorted({image_name(project, s) for s in project.services.values()})
+    found = dict(zip(images, await asyncio.gather(*(backend.inspect_image(i) for i in images)), strict=True))
+    current = {name: (found[image_name(project, s)] or {}).get("Id") for name, s in project.services.items()}
+    made_from = {c["Id"]: c.get("ImageID") for c in await backend.list_containers(project.name)}
+    return [replace(c, config_hash=f"{c.config_hash}:stale-image")
+            if current.get(c.service) and made_from.get(c.id) and made_from[c.id] != current[c.service] else c
+            for c in observed]
 
 
 def _up_options(*, force_recreate: bool, no_recreate: bool, no_deps: bool, remove_orphans: bool,
@@ -251,8 +267,6 @@ def create_command(ctx: click.Context, services: tuple[str, ...], build: bool, n
 # ---- down ----------------------------------------------------------------------------------------
 
 def _images_to_remove(project: Project, mode: str | None) -> list[str]:
-    from compose.container_spec import image_name
-
     if mode is None:
         return []
     if mode not in ("local", "all"):

@@ -206,3 +206,22 @@ def test_bad_input_creates_nothing(compose: Compose, write: WriteFn, text: str, 
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert compose.containers("myapp") == [] and compose.networks("myapp") == [] and compose.volumes("myapp") == []
+
+
+def test_build_then_up_build_picks_up_changes(compose: Compose, write: WriteFn) -> None:
+    write("app/Dockerfile", 'FROM busybox\nARG GREETING=hi\nRUN echo "$GREETING" > /greeting\nCMD ["cat", "/greeting"]\n')
+    write("compose.yaml", "services:\n  app:\n    build: {context: ./app, args: {GREETING: one}}\n")
+    first = compose("up", "--no-color")  # the image is missing: up builds it
+    assert re.search(r"^app-1 +\| one$", first.stdout, re.MULTILINE), first.stdout
+    write("compose.yaml", "services:\n  app:\n    build: {context: ./app, args: {GREETING: two}}\n")
+    compose("build")
+    second = compose("up", "--no-color", "--force-recreate")
+    assert re.search(r"^app-1 +\| two$", second.stdout, re.MULTILINE), second.stdout
+    write("app/Dockerfile", 'FROM busybox\nRUN echo three > /greeting\nCMD ["cat", "/greeting"]\n')
+    third = compose("up", "--no-color", "--build")
+    assert re.search(r"^app-1 +\| three$", third.stdout, re.MULTILINE), third.stdout
+    assert "myapp-app" in compose("images").stdout
+    compose("down", "--rmi", "local")
+    tags = [t for image in compose.engine.client.get("/images/json") for t in image.get("RepoTags") or []]
+    assert not [t for t in tags if t.startswith("myapp-app")]
+    assert compose("up", "--no-build", check=False).stderr.count("--no-build") == 1
