@@ -49,8 +49,10 @@ async def build(request: Request, t: list[str] = Query(default=[]), dockerfile: 
             async for chunk in request.stream():
                 fh.write(chunk)
         await asyncio.to_thread(_extract, tar_path, workdir / "context")
+        context_size = tar_path.stat().st_size
         tar_path.unlink()  # it may hold build secrets: only the extracted copy, removed after the build, stays
         prepared = await asyncio.to_thread(service.prepare, workdir, options)
+        prepared.context_size = context_size
     except BaseException:
         service.discard_workdir(workdir)
         raise

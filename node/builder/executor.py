@@ -98,6 +98,8 @@ class Build:
     results: dict[int, Image] = field(default_factory=dict)
     progress: Progress | None = None
     warnings: list[str] = field(default_factory=list)
+    dockerfile_size: int = 0
+    context_size: int = 0  # bytes of the uploaded context tar (the API sets it)
 
 
 class BuildService:
@@ -149,7 +151,7 @@ class BuildService:
         build = Build(workdir=workdir, context_dir=context_dir, secrets_dir=secrets_dir, options=options,
                       dockerfile=dockerfile, lines=text.splitlines(), levels=levels,
                       target=find_target(dockerfile, options.target), images={},
-                      ignore=DockerIgnore.load(context_dir))  # fmt: skip
+                      ignore=DockerIgnore.load(context_dir), dockerfile_size=len(text.encode()))  # fmt: skip
         for stage in (s for level in levels for s in level):
             self._check_stage(build, stage)
         unused = unused_build_args(dockerfile)
@@ -160,6 +162,11 @@ class BuildService:
     async def run(self, build: Build, emit: Emit) -> Image:
         """Build, tag, and return the image. Raises BuildError or StepFailed; the failure was reported."""
         progress = build.progress = Progress(emit)
+        for name, what, size in ((f"load build definition from {build.dockerfile.filename}", "dockerfile",
+                                  build.dockerfile_size), ("load build context", "context", build.context_size)):
+            vertex = progress.vertex(f"[internal] {name}")
+            vertex.note(f"transferring {what}: {_human_size(size)} done")
+            vertex.done()
         for warning in build.warnings:
             emit(warning + "\n")
         for level in build.levels:
@@ -787,6 +794,14 @@ def _relay_log(path: Path, offset: int, vertex: Vertex) -> int:
             continue
         vertex.output(str(entry.get("log", "")))
     return offset + end
+
+
+def _human_size(size: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000:
+            return f"{size:.4g}{unit}"
+        size /= 1000
+    return f"{size:.4g}TB"
 
 
 def _rfc3339(ts: float) -> str:
