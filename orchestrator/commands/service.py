@@ -185,7 +185,7 @@ def apply_options(spec: ServiceSpec, opts: dict[str, Any]) -> ServiceSpec:  # no
 @click.argument("image")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
-def create(ctx: click.Context, name: str, replicas: int | None, mode: str, env: tuple[str, ...], image: str,
+def create(ctx: click.Context, /, name: str, replicas: int | None, mode: str, env: tuple[str, ...], image: str,
            args: tuple[str, ...], **opts: Any) -> None:
     """Create a new service."""
     if mode == "global" and replicas is not None:
@@ -304,7 +304,7 @@ def scale(ctx: click.Context, pairs: tuple[str, ...]) -> None:
 @click.option("--rollback", is_flag=True, help="Roll back to the previous spec.")
 @_spec_options
 @click.pass_context
-def update(ctx: click.Context, ref: str, image: str | None, replicas: int | None, new_args: str | None,
+def update(ctx: click.Context, /, ref: str, image: str | None, replicas: int | None, new_args: str | None,
            env_add: tuple[str, ...], env_rm: tuple[str, ...], constraint_add: tuple[str, ...],
            constraint_rm: tuple[str, ...], force: bool, rollback: bool, **opts: Any) -> None:
     """Update a service (a rolling update when its tasks change)."""

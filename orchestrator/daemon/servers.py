@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 def _protocol(*, local: bool) -> type[H11Protocol]:
     class PeerProtocol(H11Protocol):
-        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             state = dict(self.app_state)
             state["local"] = local

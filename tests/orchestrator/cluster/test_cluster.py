@@ -154,3 +154,53 @@ def test_leader_killed_a_new_one_is_elected_and_the_old_rejoins_as_follower(clus
              what="old leader back as a follower")
     assert cluster.leader(old) == new
     assert sum(cluster.placement(old, "ha").values()) == 5
+
+
+def test_service_logs_come_from_every_node(cluster: Cluster) -> None:
+    cluster.swarm("h1", "service", "create", "--name", "talk", "--mode", "global", "busybox", "sh", "-c",
+                  "echo hello from $(hostname); sleep 100000")
+    wait_for(lambda: len(cluster.placement("h1", "talk")) == 4, what="one per node")
+
+    def logs() -> list[str]:
+        return [line for line in cluster.swarm("h2", "service", "logs", "talk").stdout.splitlines()
+                if "| hello from" in line]
+
+    lines = wait_for(lambda: len(logs()) == 4 and logs(), what="a line from each task")
+    assert sorted(line.split("@", 1)[1].split()[0] for line in lines) == ["h1", "h2", "h3", "h4"]
+    cluster.swarm("h1", "service", "rm", "talk")
+
+
+def test_promote_and_demote_a_worker(cluster: Cluster) -> None:
+    cluster.swarm("h1", "node", "promote", "h4")
+    wait_for(lambda: ["h4", "Ready", "Active", "Reachable"] in [r[1:] for r in _node_ls(cluster, "h1")],
+             what="h4 a reachable manager")
+    wait_for(lambda: cluster.swarm("h4", "node", "ls", check=False).returncode == 0, what="h4 answers node ls")
+    cluster.swarm("h1", "node", "demote", "h4")
+    wait_for(lambda: "not a swarm manager" in cluster.swarm("h4", "node", "ls", check=False).stderr,
+             what="h4 a worker again")
+    assert ["h4", "Ready", "Active"] in [r[1:] for r in _node_ls(cluster, "h1")]
+
+
+def test_a_worker_leaves_and_is_removed(cluster: Cluster) -> None:
+    cluster.swarm("h4", "leave")
+    assert "Swarm: inactive" in cluster.lab.exec("h4", "pynode", "info").stdout
+    busy = cluster.swarm("h1", "node", "rm", "h4", check=False)
+    wait_for(lambda: ["h4", "Down", "Active"] in [r[1:] for r in _node_ls(cluster, "h1")] or busy.returncode == 0,
+             what="h4 down")
+    if busy.returncode != 0:
+        cluster.swarm("h1", "node", "rm", "h4")
+    assert "h4" not in [r[1] for r in _node_ls(cluster, "h1")]
+
+
+def test_quorum_lost_then_force_new_cluster_keeps_the_state(cluster: Cluster) -> None:
+    leader = cluster.leader("h1")
+    survivor, *gone = [leader] + [h for h in ("h1", "h2", "h3") if h != leader]
+    for host in gone:
+        cluster.lab.kill(host)
+    lost = cluster.swarm(survivor, "service", "scale", "ha=2", check=False)
+    assert lost.returncode == 1 and "quorum lost" in lost.stderr
+    cluster.swarm(survivor, "init", "--force-new-cluster", "--advertise-addr", cluster.lab.host(survivor).address)
+    rows = [r[1:] for r in _node_ls(cluster, survivor)]
+    assert [survivor, "Ready", "Active", "Leader"] in rows
+    cluster.swarm(survivor, "service", "scale", "ha=2")
+    wait_for(lambda: cluster.placement(survivor, "ha") == {survivor: 2}, what="ha on the survivor")
