@@ -7,9 +7,10 @@ options with `global_options(ctx)` and the project with `load_from_context(ctx, 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import click
 import yaml
 
 from compose.errors import ComposeError
-from compose.loader import LoadOptions, load_project
+from compose.loader import LoadError, LoadOptions, load_project
 from compose.model import Project
 
 
@@ -49,12 +50,41 @@ def build_load_options(
                        interpolate=interpolate)
 
 
-def load_from_context(ctx: click.Context, *, services: Sequence[str] = (), interpolate: bool = True) -> Project:
-    """Load the project for a command and print the loader's warnings on stderr."""
-    project = load_project(build_load_options(ctx, services=services, interpolate=interpolate))
+def load_from_context(ctx: click.Context, *, services: Sequence[str] = (), interpolate: bool = True,
+                      from_labels: bool = False) -> Project:
+    """Load the project for a command and print the loader's warnings on stderr.
+
+    `from_labels`: with no compose file here but a project name (`-p`, COMPOSE_PROJECT_NAME), load the
+    files its containers were made from (their `project.config_files` and `project.working_dir` labels),
+    as `docker compose -p NAME down` does anywhere."""
+    options = build_load_options(ctx, services=services, interpolate=interpolate)
+    try:
+        project = load_project(options)
+    except LoadError as exc:
+        name = options.project_name or os.environ.get("COMPOSE_PROJECT_NAME")
+        if not from_labels or options.files or not name or "no configuration file provided" not in str(exc):
+            raise
+        project = _load_from_labels(ctx, options, name) or _raise(exc)
     for warning in project.warnings:
         click.echo(f"WARN: {warning}", err=True)
     return project
+
+
+def _raise(exc: Exception) -> Project:
+    raise exc
+
+
+def _load_from_labels(ctx: click.Context, options: LoadOptions, name: str) -> Project | None:
+    from compose.cli.session import container_summary, engine_client
+    from compose.planner import CONFIG_FILES_LABEL, WORKING_DIR_LABEL
+
+    for container in container_summary(engine_client(ctx), name):
+        labels = container.get("Labels") or {}
+        files = tuple(f for f in labels.get(CONFIG_FILES_LABEL, "").split(",") if f)
+        if files and all(os.path.isfile(f) for f in files):
+            return load_project(replace(options, files=files, project_name=name,
+                                        project_directory=labels.get(WORKING_DIR_LABEL) or None))
+    return None
 
 
 class ComposeGroup(click.Group):

@@ -117,7 +117,7 @@ def _ps_object(project: str, c: dict[str, Any]) -> dict[str, Any]:
 def ps_command(ctx: click.Context, all_: bool, quiet: bool, list_services: bool, fmt: str,
                status: tuple[str, ...], no_trunc: bool, services: tuple[str, ...]) -> None:
     """List containers."""
-    project = load_from_context(ctx, services=services)
+    project = load_from_context(ctx, services=services, from_labels=True)
     _check_services(list(project.services), services)
     client = engine_client(ctx)
     found = _service_containers(client, project.name, services, oneoff=all_, all_=all_ or bool(status))
@@ -160,7 +160,7 @@ def _trunc(text: str, no_trunc: bool) -> str:
 def logs_command(ctx: click.Context, follow: bool, tail: str, timestamps: bool, no_color: bool,
                  no_log_prefix: bool, since: str | None, index: int | None, services: tuple[str, ...]) -> None:
     """View output from containers."""
-    project = load_from_context(ctx, services=services)
+    project = load_from_context(ctx, services=services, from_labels=True)
     _check_services(list(project.services), services)
     client = engine_client(ctx)
     found = _service_containers(client, project.name, services, oneoff=True)
@@ -203,7 +203,7 @@ def logs_command(ctx: click.Context, follow: bool, tail: str, timestamps: bool, 
 @click.pass_context
 def images_command(ctx: click.Context, quiet: bool, fmt: str, services: tuple[str, ...]) -> None:
     """List images used by the created containers."""
-    project = load_from_context(ctx, services=services)
+    project = load_from_context(ctx, services=services, from_labels=True)
     _check_services(list(project.services), services)
     client = engine_client(ctx)
     rows = []
@@ -242,7 +242,7 @@ def _human_size(n: float) -> str:
 @click.pass_context
 def top_command(ctx: click.Context, services: tuple[str, ...]) -> None:
     """Display the running processes."""
-    project = load_from_context(ctx, services=services)
+    project = load_from_context(ctx, services=services, from_labels=True)
     _check_services(list(project.services), services)
     client = engine_client(ctx)
     for c in _service_containers(client, project.name, services, all_=False):
@@ -260,7 +260,7 @@ def top_command(ctx: click.Context, services: tuple[str, ...]) -> None:
 @click.pass_context
 def port_command(ctx: click.Context, protocol: str, index: int, service: str, private_port: int) -> None:
     """Print the public port for a port binding."""
-    project = load_from_context(ctx, services=[service])
+    project = load_from_context(ctx, services=[service], from_labels=True)
     _check_services(list(project.services), [service])
     client = engine_client(ctx)
     found = [c for c in _service_containers(client, project.name, [service])

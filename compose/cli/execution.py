@@ -74,7 +74,7 @@ def exec_command(ctx: click.Context, detach: bool, env: tuple[str, ...], user: s
                  no_tty: bool, interactive: bool, privileged: bool, index: int, service: str,
                  command: tuple[str, ...]) -> None:
     """Execute a command in a running container."""
-    project = load_from_context(ctx, services=[service])
+    project = load_from_context(ctx, services=[service], from_labels=True)
     if service not in project.services:
         raise ComposeError(f"no such service: {service}")
     client = engine_client(ctx)

@@ -286,7 +286,7 @@ def _images_to_remove(project: Project, mode: str | None) -> list[str]:
 def down_command(ctx: click.Context, volumes: bool, rmi: str | None, remove_orphans: bool, timeout: int | None,
                  services: tuple[str, ...]) -> None:
     """Stop and remove containers, networks."""
-    project = load_from_context(ctx)
+    project = load_from_context(ctx, from_labels=True)
     unknown = [s for s in services if s not in project.services]
     if unknown:
         raise ComposeError(f"no such service: {', '.join(unknown)}")
@@ -368,7 +368,7 @@ def _check_services(project: Project, services: Sequence[str]) -> None:
 @click.pass_context
 def stop_command(ctx: click.Context, timeout: int | None, services: tuple[str, ...]) -> None:
     """Stop services."""
-    project = load_from_context(ctx, services=services)
+    project = load_from_context(ctx, services=services, from_labels=True)
     _check_services(project, services)
     _stop_project(ctx, engine_client(ctx), project, services=services, timeout=timeout)
 
@@ -378,7 +378,7 @@ def stop_command(ctx: click.Context, timeout: int | None, services: tuple[str, .
 @click.pass_context
 def start_command(ctx: click.Context, services: tuple[str, ...]) -> None:
     """Start services (their existing containers), dependencies first."""
-    project = load_from_context(ctx, services=services)
+    project = load_from_context(ctx, services=services, from_labels=True)
     _check_services(project, services)
     client = engine_client(ctx)
 
@@ -410,7 +410,7 @@ def _each_container(ctx: click.Context, services: Sequence[str], *, verb: str, d
                     path: str, states: Sequence[str] | None, params: dict[str, str] | None = None,
                     delete: bool = False) -> None:
     """Apply one engine call to every (matching) container of the services, all at once, with progress."""
-    project = load_from_context(ctx, services=services)
+    project = load_from_context(ctx, services=services, from_labels=True)
     _check_services(project, services)
     client = engine_client(ctx)
 
@@ -488,7 +488,7 @@ def unpause_command(ctx: click.Context, services: tuple[str, ...]) -> None:
 @click.pass_context
 def rm_command(ctx: click.Context, force: bool, stop_first: bool, volumes: bool, services: tuple[str, ...]) -> None:
     """Removes stopped service containers."""
-    project = load_from_context(ctx, services=services)
+    project = load_from_context(ctx, services=services, from_labels=True)
     _check_services(project, services)
     client = engine_client(ctx)
     if stop_first:

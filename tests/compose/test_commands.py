@@ -209,7 +209,8 @@ def test_bad_input_creates_nothing(compose: Compose, write: WriteFn, text: str, 
 
 
 def test_build_then_up_build_picks_up_changes(compose: Compose, write: WriteFn) -> None:
-    write("app/Dockerfile", 'FROM busybox\nARG GREETING=hi\nRUN echo "$GREETING" > /greeting\nCMD ["cat", "/greeting"]\n')
+    write("app/Dockerfile",
+          'FROM busybox\nARG GREETING=hi\nRUN echo "$GREETING" > /greeting\nCMD ["cat", "/greeting"]\n')
     write("compose.yaml", "services:\n  app:\n    build: {context: ./app, args: {GREETING: one}}\n")
     first = compose("up", "--no-color")  # the image is missing: up builds it
     assert re.search(r"^app-1 +\| one$", first.stdout, re.MULTILINE), first.stdout
@@ -225,3 +226,15 @@ def test_build_then_up_build_picks_up_changes(compose: Compose, write: WriteFn) 
     tags = [t for image in compose.engine.client.get("/images/json") for t in image.get("RepoTags") or []]
     assert not [t for t in tags if t.startswith("myapp-app")]
     assert compose("up", "--no-build", check=False).stderr.count("--no-build") == 1
+
+
+def test_a_project_is_found_again_from_its_containers(compose: Compose, write: WriteFn, tmp_path: Path) -> None:
+    write("compose.yaml", TWO)
+    compose("up", "-d")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    away = Compose(engine=compose.engine, directory=elsewhere)
+    assert sorted(away("-p", "myapp", "ps", "--services").stdout.split()) == ["web", "worker"]
+    assert "no configuration file provided" in away("ps", check=False).stderr
+    away("-p", "myapp", "down", "-t", "0")
+    assert compose.containers("myapp") == [] and compose.networks("myapp") == []
