@@ -199,8 +199,23 @@ class BuildService:
         return {"CachesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
     def df_fields(self) -> dict[str, Any]:
-        return {"BuildCache": [{"ID": i.id, "Type": "regular", "Size": 0, "Shared": True, "InUse": False}
-                               for i in self.images.build_cache_images()]}  # fmt: skip
+        """`/system/df`'s BuildCache: one record per cached step result; its size is its top layer's when
+        no listed image shares that layer (what `builder prune` would free)."""
+        shared = {chain for image in self.images.images() for chain in image.chain_ids}
+        counted: set[str] = set()
+        records = []
+        for image in self.images.build_cache_images():
+            top = image.top_chain_id
+            size = 0
+            if top is not None and top not in shared and top not in counted:
+                counted.add(top)
+                with contextlib.suppress(NotFound):
+                    size = self.images.layer(top).size
+            records.append({"ID": image.id.removeprefix("sha256:")[:25], "Type": "regular", "Size": size,
+                            "Shared": top in shared, "InUse": False, "CreatedAt": image.created,
+                            "UsageCount": 1, "Description": ((image.config.get("history") or [{}])[-1]
+                                                              .get("created_by", ""))})  # fmt: skip
+        return {"BuildCache": records}
 
     # --- preparing ----------------------------------------------------------------------------------
     def _check_stage(self, build: Build, stage: Stage) -> None:

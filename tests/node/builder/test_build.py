@@ -300,8 +300,12 @@ def test_cache_survives_restart_and_builder_prune_empties_it(engine: EngineProce
     _, _, out = build(engine, "-t", tag, str(ctx))
     assert all(s == "CACHED" for _, s in steps(out)), out
     assert "<none>" not in engine.cli("images").stdout
+    cache_row = next(line for line in engine.cli("system", "df").stdout.splitlines() if line.startswith("Build Cache"))
+    assert cache_row.split()[2] != "0", cache_row  # TOTAL: step results are counted
     pruned = engine.cli("builder", "prune", "-f").stdout
     assert "Total reclaimed space:" in pruned
+    cache_row = next(line for line in engine.cli("system", "df").stdout.splitlines() if line.startswith("Build Cache"))
+    assert cache_row.split()[2] == "0", cache_row
     _, _, after = build(engine, "-t", tag, str(ctx))
     assert [s for n, s in steps(after) if "FROM" not in n] == ["DONE", "DONE"]
     assert engine.cli("run", "--rm", tag).stdout == "one\n"
