@@ -1,6 +1,13 @@
-"""The builder's engine-independent core: Dockerfile parsing, .dockerignore, build context, stage graph, cache key.
+"""The builder: Dockerfile parsing, .dockerignore, build context, stage graph and cache key (pure, exported
+here), and the executor that runs a plan on the engine (``executor.BuildService``, ``engine.builder``):
 
-The executor (running RUN steps, committing layers) sits on top of these pure modules.
+    build = engine.builder.prepare(workdir, BuildOptions(tags=("app:1",)))   # BuildError: bad input
+    image = await engine.builder.run(build, emit)                            # BuildKit plain lines to emit
+    engine.builder.prune()                                                   # `builder prune`
+
+``trees`` reads an image's files through its layer directories, ``layers`` writes COPY/ADD layer tars and
+cleans RUN diffs, ``buildcache`` persists the step cache index, ``progress`` formats the output.
+Clients use ``EngineClient.build(context_dir, tags=..., ...)`` (``POST /build``).
 """
 
 from node.builder.cache import CacheInput, cache_input_for_step, compute_cache_key, step_cache_key
