@@ -238,3 +238,30 @@ def test_a_project_is_found_again_from_its_containers(compose: Compose, write: W
     assert "no configuration file provided" in away("ps", check=False).stderr
     away("-p", "myapp", "down", "-t", "0")
     assert compose.containers("myapp") == [] and compose.networks("myapp") == []
+
+
+def test_ctrl_c_in_attached_up_stops_everything(compose: Compose, write: WriteFn) -> None:
+    import signal
+    import subprocess
+
+    from tests.compose.conftest import PYCOMPOSE
+
+    write("compose.yaml", TWO)
+    proc = subprocess.Popen([PYCOMPOSE, "--progress", "plain", "up", "--no-color"], cwd=compose.directory,
+                            env=compose.engine.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while [c["State"] for c in compose.containers("myapp")] != ["running", "running"]:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.2)
+        time.sleep(1)  # past the start: now following the logs
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert "Gracefully stopping..." in out
+    assert "Container myapp-web-1  Stopped" in err
+    assert {c["State"] for c in compose.containers("myapp")} == {"exited"}
+    compose("down")
