@@ -81,13 +81,17 @@ def exec_command(ctx: click.Context, detach: bool, env: tuple[str, ...], user: s
     container = _find_running(client, project.name, service, index)
     tty = not no_tty and sys.stdin.isatty() and sys.stdout.isatty()
     body = {"Cmd": list(command), "Env": [f"{k}={v}" for k, v in _env_list(env).items()], "User": user or "",
-            "WorkingDir": workdir or "", "Tty": tty, "AttachStdin": not detach and not tty,
+            "WorkingDir": workdir or "", "Tty": tty, "AttachStdin": not detach,
             "AttachStdout": not detach, "AttachStderr": not detach, "Privileged": privileged}
     try:
         eid = client.post(f"/containers/{container}/exec", json=body)["Id"]
         if detach:
             client.post(f"/exec/{eid}/start", json={"Detach": True})
             return
+        if tty:
+            _exec_on_terminal(client, eid)
+            code = client.get(f"/exec/{eid}/json").get("ExitCode")
+            sys.exit(code or 0)
         data = _stdin_data(interactive)
         if data is not None:
             stream = client.stream("POST", f"/exec/{eid}/start", params={"stdin": "1"}, content=data)
@@ -99,6 +103,22 @@ def exec_command(ctx: click.Context, detach: bool, env: tuple[str, ...], user: s
     except NodeError as exc:
         raise ComposeError(str(exc)) from None
     sys.exit(code or 0)
+
+
+def _exec_on_terminal(client: EngineClient, eid: str) -> None:
+    """An interactive exec on our terminal: raw mode, resizes followed, over a hijacked connection."""
+    from node.cli import stdio
+
+    def resize(height: int, width: int) -> None:
+        client.post(f"/exec/{eid}/resize", params={"h": str(height), "w": str(width)})
+
+    body: dict[str, Any] = {"Detach": False, "Tty": True}
+    size = stdio.terminal_size()
+    if size:
+        body["ConsoleSize"] = list(size)
+    with client.hijack(f"/exec/{eid}/start", json_body=body) as conn, stdio.raw_terminal(True), \
+            stdio.follow_resizes(resize, enabled=True):
+        stdio.Session(conn, tty=True, stdin=True).run()
 
 
 def _find_running(client: EngineClient, project: str, service: str, index: int) -> str:
