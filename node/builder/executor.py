@@ -51,7 +51,7 @@ from node.builder.dockerignore import DockerIgnore
 from node.builder.graph import find_target, plan_build, resolve_from_ref, step_label
 from node.builder.progress import Progress, Vertex, failure_report
 from node.builder.trees import HostTree, LayeredTree, TreeError, lookup_user, resolve, split_path
-from node.errors import NodeError, NotFound
+from node.errors import EngineFailure, NodeError, NotFound
 from node.images.model import Image, go_arch
 from node.images.pack import iter_dir_tar
 from node.images.refs import parse_reference
@@ -312,12 +312,14 @@ class BuildService:
                                                lineno=step.instruction.lineno,
                                                end_lineno=step.instruction.end_lineno))  # fmt: skip
             raise
-        except (BuildError, TreeError, KeyError) as exc:
+        except (NodeError, TreeError, KeyError, OSError) as exc:
             message = str(exc).strip("'\"") if isinstance(exc, KeyError) else str(exc)
             if not message.startswith(dockerfile.filename):
                 message = f"{location}: {message}"
             vertex.error(message)
-            raise BuildError(message) from None
+            if isinstance(exc, BuildError | TreeError | KeyError):
+                raise BuildError(message) from None
+            raise EngineFailure(message) from None
         self.cache.put(key, result.id)
         vertex.done()
         return result
