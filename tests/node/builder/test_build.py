@@ -342,3 +342,21 @@ CMD ["/usr/local/bin/tool.sh"]
     code, _, err = build(e, "-f", str(tmp_path / "bad.Dockerfile"), str(ctx), check=False)
     assert code != 0 and "bad.Dockerfile" in err
     e.cli("rmi", tag, scratch)
+
+
+def test_build_args_enter_the_cache_key_and_network_none(busybox_engine: EngineProcess, unique: Unique,
+                                                         tmp_path: Path) -> None:  # fmt: skip
+    e = busybox_engine
+    tag = unique("args")
+    dockerfile = ("FROM busybox\nARG V=1\nRUN echo $V > /v\n"
+                  "RUN --network=none sh -c '! ip -o link | grep -q eth0' && echo isolated\nCMD [\"cat\", \"/v\"]\n")
+    ctx = write_context(tmp_path, {"Dockerfile": dockerfile})
+    _, _, first = build(e, "--build-arg", "V=2", "--build-arg", "UNUSED=x", "-t", tag, str(ctx))
+    assert "isolated" in first and "[Warning] One or more build-args ['UNUSED'] were not consumed" in first
+    assert e.cli("run", "--rm", tag).stdout == "2\n"
+    _, _, same = build(e, "--build-arg", "V=2", "-t", tag, str(ctx))
+    assert all(s == "CACHED" for _, s in steps(same)), same
+    _, _, other = build(e, "--build-arg", "V=3", "-t", tag, str(ctx))
+    assert dict((n.split("] ", 1)[1], s) for n, s in steps(other))["RUN echo $V > /v"] == "DONE"
+    assert e.cli("run", "--rm", tag).stdout == "3\n"
+    e.cli("rmi", tag)
