@@ -799,6 +799,8 @@ def _relay_log(path: Path, offset: int, vertex: Vertex) -> int:
     """New json-file log lines of a RUN container, to the vertex; returns the new offset."""
     try:
         with open(path, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size < offset:
+                offset = 0  # the log was rotated
             fh.seek(offset)
             data = fh.read()
     except FileNotFoundError:
