@@ -101,7 +101,7 @@ def actions_by_service(actions: Iterable[Action]) -> tuple[list[Action], dict[st
     first: list[Action] = []
     per_service: dict[str, list[Action]] = {}
     for action in actions:
-        if isinstance(action, (CreateNetwork, CreateVolume)) or action.level == 0:
+        if isinstance(action, (CreateNetwork, CreateVolume, RemoveNetwork, RemoveVolume)) or action.level == 0:
             first.append(action)
         else:
             per_service.setdefault(action.service, []).append(action)

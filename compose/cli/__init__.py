@@ -20,6 +20,7 @@ import yaml
 from compose.errors import ComposeError
 from compose.loader import LoadError, LoadOptions, load_project
 from compose.model import Project
+from node.errors import NodeError
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,7 +94,7 @@ class ComposeGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except ComposeError as exc:
+        except (ComposeError, NodeError) as exc:  # NodeError: the engine, e.g. gone mid-way
             for line in str(exc).splitlines() or [type(exc).__name__]:
                 click.echo(f"error: {line}", err=True)
             sys.exit(1)
