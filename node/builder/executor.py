@@ -48,7 +48,7 @@ from node.builder.dockerfile import (
     unused_build_args,
 )
 from node.builder.dockerignore import DockerIgnore
-from node.builder.graph import find_target, plan_build, resolve_from_ref, step_label
+from node.builder.graph import find_target, plan_build, resolve_from_ref, stage_dependencies, step_label
 from node.builder.progress import Progress, Vertex, failure_report
 from node.builder.trees import HostTree, LayeredTree, TreeError, lookup_user, resolve, split_path
 from node.errors import EngineFailure, NodeError, NotFound
@@ -98,12 +98,14 @@ class Build:
     results: dict[int, Image] = field(default_factory=dict)
     progress: Progress | None = None
     warnings: list[str] = field(default_factory=list)
+    needs: dict[int, frozenset[int]] = field(default_factory=dict)  # stage -> the stages it reads
     dockerfile_size: int = 0
     context_size: int = 0  # bytes of the uploaded context tar (the API sets it)
 
 
 class BuildService:
-    def __init__(self, *, images: Any, containers: Any, data_root: Path, exec_root: Path) -> None:
+    def __init__(self, *, images: Any, containers: Any, data_root: Path, exec_root: Path | None = None) -> None:
+        # exec_root: accepted for symmetry with the other subsystems; the builder keeps nothing there yet
         self.images = images
         self.containers = containers
         self.root = data_root / "builder"
@@ -113,7 +115,6 @@ class BuildService:
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
         for leftover in self.tmp.iterdir():
             shutil.rmtree(leftover, ignore_errors=True)
-        self.exec_root = exec_root / "builder"
         self.cache = CacheIndex(self.root / "cache.json")
 
     async def start(self) -> None:
@@ -151,7 +152,8 @@ class BuildService:
         build = Build(workdir=workdir, context_dir=context_dir, secrets_dir=secrets_dir, options=options,
                       dockerfile=dockerfile, lines=text.splitlines(), levels=levels,
                       target=find_target(dockerfile, options.target), images={},
-                      ignore=DockerIgnore.load(context_dir), dockerfile_size=len(text.encode()))  # fmt: skip
+                      ignore=DockerIgnore.load(context_dir), dockerfile_size=len(text.encode()),
+                      needs={i: d.stages for i, d in stage_dependencies(dockerfile).items()})  # fmt: skip
         for stage in (s for level in levels for s in level):
             self._check_stage(build, stage)
         unused = unused_build_args(dockerfile)
@@ -169,10 +171,10 @@ class BuildService:
             vertex.done()
         for warning in build.warnings:
             emit(warning + "\n")
-        for level in build.levels:
-            async with asyncio.TaskGroup() as group:
-                for stage in level:
-                    group.create_task(self._build_stage(build, stage))
+        built = {stage.index: asyncio.Event() for level in build.levels for stage in level}
+        async with asyncio.TaskGroup() as group:  # a failing stage cancels the others
+            for stage in built:
+                group.create_task(self._build_when_ready(build, build.dockerfile.stages[stage], built))
         image = build.results[build.target.index]
         vertex = progress.vertex("exporting to image")
         if build.options.labels:
@@ -264,6 +266,13 @@ class BuildService:
         return image
 
     # --- stages -------------------------------------------------------------------------------------
+    async def _build_when_ready(self, build: Build, stage: Stage, built: Mapping[int, asyncio.Event]) -> None:
+        """Build a stage as soon as the stages it reads are built: independent stages run in parallel."""
+        for index in build.needs[stage.index]:
+            await built[index].wait()
+        await self._build_stage(build, stage)
+        built[stage.index].set()
+
     async def _build_stage(self, build: Build, stage: Stage) -> None:
         assert build.progress is not None
         dockerfile = build.dockerfile
