@@ -127,6 +127,7 @@ class Applier:
         self.options = options
         self._ids: dict[str, str] = {}  # container name -> id, for containers made by this run
         self.secret_paths: dict[tuple[str, str], str] = {}
+        self._ensured: set[str] = set()  # images checked (or built) by this run
 
     # ---- up ------------------------------------------------------------------------------------
     async def up(self, actions: Sequence[Action], *, services: Collection[str],
@@ -150,6 +151,9 @@ class Applier:
 
     async def ensure_images(self, actions: Sequence[Action]) -> None:
         for image, service in images_needed(self.project, actions).items():
+            if image in self._ensured:
+                continue
+            self._ensured.add(image)
             policy = str(service.raw.get("pull_policy") or "missing")
             if policy == "always":
                 raise ApplyError(f"service {service.name}: pull_policy always needs a registry, and none is "
@@ -166,6 +170,10 @@ class Applier:
                 raise ApplyError(f"service {service.name}: image {image} not found, and building it is not yet "
                                  "supported by this engine")
             await self.options.build(service)
+
+    def mark_image_ready(self, image: str) -> None:
+        """An image built (or checked) before the plan: ensure_images leaves it alone."""
+        self._ensured.add(image)
 
     def write_file_sources(self, services: Iterable[str]) -> None:
         """Write the secrets and configs given as content (or environment) where containers bind them."""

@@ -113,6 +113,7 @@ async def _converge(
                 service = project.services[name]
                 if service.build is not None:
                     await _build_fn(ctx, client, project)(service)
+                    applier.mark_image_ready(image_name(project, service))
         observed = await _with_stale_images(backend, project, await observe_project(backend, project.name))
         networks, volumes = await _resource_names(backend, project)
         actions: list[Action] = plan_up(project, observed=observed, options=options, services=services or None,
