@@ -203,7 +203,8 @@ class EngineClient:
     def build(self, context: str | os.PathLike[str], *, dockerfile: str | os.PathLike[str] | None = None,
               tags: Sequence[str] = (), build_args: Mapping[str, str] | None = None, target: str | None = None,
               no_cache: bool = False, labels: Mapping[str, str] | None = None,
-              secrets: Mapping[str, bytes] | None = None, quiet: bool = False) -> Iterator[dict[str, Any]]:
+              secrets: Mapping[str, bytes] | None = None, quiet: bool = False,
+              network: str | None = None) -> Iterator[dict[str, Any]]:
         """`POST /build` of a context directory (its .dockerignore honoured). Yields the stream's messages:
         `{"stream": text}` (BuildKit plain progress lines) and `{"aux": {"ID": image id}}` last; a failed
         build raises (its report was streamed first). `dockerfile` is a path on this host (default
@@ -226,7 +227,7 @@ class EngineClient:
             name = f".dockerfile.{hashlib.sha256(data).hexdigest()[:20]}"
             extra[name] = data
         params: dict[str, Any] = {"t": list(tags), "dockerfile": name, "target": target or None,
-                                  "nocache": no_cache, "q": quiet}
+                                  "nocache": no_cache, "q": quiet, "networkmode": network}
         if build_args:
             params["buildargs"] = json.dumps(dict(build_args))
         if labels:

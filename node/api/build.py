@@ -37,11 +37,12 @@ def builder_of(request: Request) -> BuildService:
 @router.post("/build")
 async def build(request: Request, t: list[str] = Query(default=[]), dockerfile: str = "Dockerfile",  # noqa: B008
                 buildargs: str | None = None, target: str | None = None, nocache: bool = False,
-                labels: str | None = None, q: bool = False) -> StreamingResponse:  # fmt: skip
+                labels: str | None = None, q: bool = False,
+                networkmode: str | None = None) -> StreamingResponse:  # fmt: skip
     service = builder_of(request)
     options = BuildOptions(dockerfile=dockerfile or "Dockerfile", tags=tuple(t), target=target or None,
                            build_args=_json_map(buildargs, "buildargs"), labels=_json_map(labels, "labels"),
-                           no_cache=nocache)  # fmt: skip
+                           no_cache=nocache, network=networkmode or "default")  # fmt: skip
     workdir = service.new_workdir()
     try:
         tar_path = workdir / "context.tar"

@@ -79,6 +79,7 @@ class BuildOptions:
     target: str | None = None
     no_cache: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
+    network: str = "default"  # RUN steps' network unless `RUN --network=` says otherwise
 
 
 @dataclass(slots=True, kw_only=True)
@@ -404,7 +405,7 @@ class BuildService:
             "Image": run_image.id, "Entrypoint": [""], "Cmd": argv, "Env": [f"{k}={v}" for k, v in env.items()],
             "WorkingDir": inner.get("WorkingDir") or "/", "User": inner.get("User") or "",
             "Healthcheck": {"Test": ["NONE"]}, "Labels": {BUILD_LABEL: "step"},
-            "HostConfig": {"NetworkMode": step.flag("network") or "default", "Mounts": mounts,
+            "HostConfig": {"NetworkMode": step.flag("network") or build.options.network, "Mounts": mounts,
                            "LogConfig": {"Type": "json-file", "Config": {}}},
         }  # fmt: skip
         created = await self.containers.create(body, None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -68,18 +69,29 @@ def _secrets(values: tuple[str, ...]) -> dict[str, bytes]:
 @click.option("--label", "labels", multiple=True, help="Set metadata for an image (KEY=VALUE).")
 @click.option("--secret", "secrets", multiple=True, help="Secret to expose to the build (id=ID,src=FILE).")
 @click.option("-q", "--quiet", is_flag=True, help="Suppress the build output and print image ID on success.")
+@click.option("--iidfile", type=click.Path(dir_okay=False), help="Write the image ID to the file.")
+@click.option("--network", help="Networking mode for the RUN instructions (default, none, host, a network).")
+@click.option("--pull", is_flag=True, hidden=True, help="Accepted for compatibility: no registry is reachable.")
+@click.option("--rm/--no-rm", default=True, hidden=True, help="Accepted for compatibility: step containers go.")
 @pass_client
 def build(state: CliState, context: str, tags: tuple[str, ...], dockerfile: str | None, build_args: tuple[str, ...],
           target: str | None, no_cache: bool, progress: str, labels: tuple[str, ...], secrets: tuple[str, ...],
-          quiet: bool) -> None:  # fmt: skip
-    """Build an image from a Dockerfile."""
+          quiet: bool, iidfile: str | None, network: str | None, pull: bool, rm: bool) -> None:  # fmt: skip
+    """Build an image from a Dockerfile (`-f -` reads it from stdin)."""
     quiet = quiet or progress == "quiet"
     image_id = ""
+    from_stdin: Path | None = None
+    if dockerfile == "-":
+        fd, name = tempfile.mkstemp(prefix="Dockerfile.")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(sys.stdin.buffer.read())
+        dockerfile = name
+        from_stdin = Path(name)
     try:
         messages = state.client.build(
             context, dockerfile=dockerfile, tags=tags, build_args=_pairs(build_args, "--build-arg", from_env=True),
             target=target, no_cache=no_cache, labels=_pairs(labels, "--label"), secrets=_secrets(secrets),
-            quiet=quiet)  # fmt: skip
+            quiet=quiet, network=network)  # fmt: skip
         for message in messages:
             if "aux" in message:
                 image_id = str((message.get("aux") or {}).get("ID") or image_id)
@@ -90,6 +102,11 @@ def build(state: CliState, context: str, tags: tuple[str, ...], dockerfile: str 
         sys.stderr.flush()
         click.echo(f"ERROR: {exc}", err=True)
         sys.exit(1)
+    finally:
+        if from_stdin is not None:
+            from_stdin.unlink(missing_ok=True)
+    if iidfile:
+        Path(iidfile).write_text(image_id)
     if quiet:
         click.echo(image_id)
 

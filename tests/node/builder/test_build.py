@@ -360,3 +360,14 @@ def test_build_args_enter_the_cache_key_and_network_none(busybox_engine: EngineP
     assert dict((n.split("] ", 1)[1], s) for n, s in steps(other))["RUN echo $V > /v"] == "DONE"
     assert e.cli("run", "--rm", tag).stdout == "3\n"
     e.cli("rmi", tag)
+
+
+def test_dockerfile_from_stdin_iidfile_and_build_network(busybox_engine: EngineProcess, tmp_path: Path) -> None:
+    e = busybox_engine
+    ctx = write_context(tmp_path / "ctx", {"file.txt": "from the context\n"})
+    dockerfile = "FROM busybox\nCOPY file.txt /\nRUN ! ip -o link | grep -q eth0\n"
+    iidfile = tmp_path / "iid"
+    result = e.cli("build", "-f", "-", "--network", "none", "--iidfile", str(iidfile), str(ctx), input=dockerfile)
+    image_id = iidfile.read_text()
+    assert image_id.startswith("sha256:") and image_id in result.stderr
+    assert e.cli("run", "--rm", image_id, "cat", "/file.txt").stdout == "from the context\n"
