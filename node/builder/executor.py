@@ -180,6 +180,7 @@ class BuildService:
         vertex = progress.vertex("exporting to image")
         if build.options.labels:
             image = await self._label(build, image)
+        image = await asyncio.to_thread(self.images.commit, image.config)  # a build's result is listed, tagged or not
         vertex.note(f"writing image {image.id} done")
         for tag in build.options.tags:
             await asyncio.to_thread(self.images.tag, image.id, tag)

@@ -371,3 +371,5 @@ def test_dockerfile_from_stdin_iidfile_and_build_network(busybox_engine: EngineP
     image_id = iidfile.read_text()
     assert image_id.startswith("sha256:") and image_id in result.stderr
     assert e.cli("run", "--rm", image_id, "cat", "/file.txt").stdout == "from the context\n"
+    assert image_id.removeprefix("sha256:")[:12] in e.cli("images", "-q").stdout.split()  # listed, dangling
+    e.cli("rmi", image_id)
