@@ -531,7 +531,7 @@ class BuildService:
             tree: Any = LayeredTree(self.images.layer_diff_dirs(source))
             paths = _match_in_tree(tree, list(step.args[:-1]), options)
         else:
-            tree = HostTree(build.context_dir)
+            tree = HostTree(build.context_dir, exclude=build.ignore.is_excluded)
             paths = _context_sources(step)
             if paths:
                 paths = match_sources(build.context_dir, paths, location=options.location, keyword=step.keyword,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -84,10 +84,12 @@ def walk(tree: Tree, rel: str) -> Iterator[str]:
 
 
 class HostTree:
-    """A directory of the host (the build context)."""
+    """A directory of the host (the build context). ``exclude(rel)`` hides files (the Dockerfile and
+    .dockerignore travel with the context even when .dockerignore names them; COPY must not see them)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, exclude: Callable[[str], bool] | None = None) -> None:
         self.root = Path(root)
+        self.exclude = exclude
 
     def host_path(self, rel: str) -> Path | None:
         path = self.root / rel if rel else self.root
@@ -95,7 +97,12 @@ class HostTree:
 
     def listdir(self, rel: str) -> list[str]:
         path = self.root / rel if rel else self.root
-        return sorted(os.listdir(path)) if path.is_dir() and not path.is_symlink() else []
+        if not path.is_dir() or path.is_symlink():
+            return []
+        names = sorted(os.listdir(path))
+        if self.exclude is None:
+            return names
+        return [n for n in names if (path / n).is_dir() or not self.exclude(f"{rel}/{n}" if rel else n)]
 
 
 class LayeredTree:

@@ -160,6 +160,7 @@ test -e ctx/keep.txt
 test ! -e ctx/secret.log
 test ! -e ctx/logs
 test -e ctx/logs2/keep.log
+test ! -e ctx/Dockerfile
 test "$(cat /opt/inner/file.txt)" = packed
 test "$(stat -c '%U:%G %a' /owned/data.txt)" = "nobody:nobody 640"
 test "$(stat -c '%a' /exec.txt)" = 700
@@ -176,7 +177,7 @@ CMD ["/greeting"]
 """
     ctx = write_context(tmp_path, {
         "Dockerfile": dockerfile, "keep.txt": "k", "secret.log": "no", "logs/a.log": "no",
-        "logs2/keep.log": "yes", "data.txt": "d", ".dockerignore": "*.log\nlogs\n!logs2/keep.log\n",
+        "logs2/keep.log": "yes", "data.txt": "d", ".dockerignore": "*.log\nlogs\n!logs2/keep.log\nDockerfile\n",
     })  # fmt: skip
     bundle = tarfile.open(ctx / "bundle.tar.gz", "w:gz")
     info = tarfile.TarInfo("inner/file.txt")
