@@ -288,10 +288,17 @@ class BuildService:
         vertex.cached()
         triggers = parse_triggers(list((base.config.get("config") or {}).get("OnBuild") or []))
         steps = resolve_stage(dockerfile, stage.index, base_env=_env_pairs(base.config), triggers=triggers)
-        image = base
+        image = await asyncio.to_thread(self._without_triggers, base) if triggers else base
         for index, step in enumerate(steps):
             image = await self._step(build, stage, step, image, earlier=steps[:index])
         build.results[stage.index] = image
+
+    def _without_triggers(self, base: Image) -> Image:
+        """The base of a stage that runs its ONBUILD triggers: they run once, and are not inherited."""
+        config = copy.deepcopy(base.config)
+        config["config"] = {k: v for k, v in _inner(base.config).items() if k != "OnBuild"}
+        stripped: Image = self.images.commit(config, build_cache=True)
+        return stripped
 
     def _scratch(self) -> Image:
         config = {"architecture": go_arch(), "os": "linux", "config": {}, "rootfs": {"type": "layers", "diff_ids": []}}

@@ -240,6 +240,9 @@ def test_cache_mount_persists_between_builds_and_onbuild_triggers_run(busybox_en
     build(e, "-t", child, str(tmp_path / "child"))
     build(e, "--no-cache", "-t", child, str(tmp_path / "child"))
     assert e.cli("run", "--rm", child).stdout.split() == ["2", "triggered"]
+    onbuild = "{{json .Config.OnBuild}}"
+    assert e.cli("image", "inspect", "-f", onbuild, base).stdout.strip() == '["RUN echo triggered > /onbuild"]'
+    assert e.cli("image", "inspect", "-f", onbuild, child).stdout.strip() == "null"  # triggers run once
     e.cli("rmi", base, child)
 
 
