@@ -117,6 +117,7 @@ class BuildService:
         for leftover in self.tmp.iterdir():
             shutil.rmtree(leftover, ignore_errors=True)
         self.cache = CacheIndex(self.root / "cache.json")
+        self._cache_locks: dict[str, asyncio.Lock] = {}  # RUN --mount=type=cache,sharing=locked
 
     async def start(self) -> None:
         """Remove the build containers a daemon that died mid-build left behind."""
@@ -378,17 +379,18 @@ class BuildService:
 
     # --- RUN ------------------------------------------------------------------------------------------
     async def _run_step(self, build: Build, stage: Stage, step: ResolvedStep, image: Image, vertex: Vertex) -> Image:
-        views: dict[str, Path] = {}  # RUN --mount=from: a read view of that stage or image, per reference
-        opened: list[str] = []
-        try:
+        """RUN, holding its `sharing=locked` cache mounts and read views of the stages it mounts."""
+        locked = sorted({m.id or m.target for m in step.mounts if m.type == "cache" and m.sharing == "locked"})
+        async with contextlib.AsyncExitStack() as stack:
+            for ident in locked:
+                await stack.enter_async_context(self._cache_locks.setdefault(ident, asyncio.Lock()))
+            views: dict[str, Path] = {}  # RUN --mount=from: a read view of that stage or image, per reference
             for ref in dict.fromkeys(m.from_ref for m in step.mounts if m.from_ref):
                 source = self._source_image(build, stage, step, ref)
-                opened.append(secrets_module.token_hex(32))
-                views[ref] = await asyncio.to_thread(self._open_view, opened[-1], source)
+                view = secrets_module.token_hex(32)
+                stack.push_async_callback(asyncio.to_thread, self._close_view, view)
+                views[ref] = await asyncio.to_thread(self._open_view, view, source)
             return await self._run_in_container(build, step, image, vertex, views)
-        finally:
-            for view in opened:
-                await asyncio.to_thread(self._close_view, view)
 
     def _open_view(self, view: str, image: Image) -> Path:
         self.images.driver.create_rw_layer(view, image)
@@ -544,9 +546,7 @@ class BuildService:
                 paths = match_sources(build.context_dir, paths, location=options.location, keyword=step.keyword,
                                       ignore=build.ignore)  # fmt: skip
         if paths:
-            many = len(paths) + len(docs) > 1
-            ly.copy_to_layer(writer, src_tree=tree, sources=paths,
-                             dest=dest if not many or dest.endswith("/") else dest, options=options)
+            ly.copy_to_layer(writer, src_tree=tree, sources=paths, dest=dest, options=options)
         for doc in docs:
             into_dir = dest.endswith("/") or len(docs) + len(paths) > 1
             path = resolve(writer.dest_tree, dest)

@@ -233,7 +233,7 @@ def test_cache_mount_persists_between_builds_and_onbuild_triggers_run(busybox_en
     write_context(tmp_path / "base", {"Dockerfile": "FROM busybox\nONBUILD RUN echo triggered > /onbuild\n"})
     build(e, "-t", base, str(tmp_path / "base"))
     cache_id = unique("cache")
-    dockerfile = (f"FROM {base}\nRUN --mount=type=cache,id={cache_id},target=/cache "
+    dockerfile = (f"FROM {base}\nRUN --mount=type=cache,id={cache_id},target=/cache,sharing=locked "
                   "echo x >> /cache/runs && wc -l < /cache/runs > /count\n"
                   "CMD [\"cat\", \"/count\", \"/onbuild\"]\n")
     write_context(tmp_path / "child", {"Dockerfile": dockerfile})
