@@ -377,3 +377,24 @@ def test_dockerfile_from_stdin_iidfile_and_build_network(busybox_engine: EngineP
     assert e.cli("run", "--rm", image_id, "cat", "/file.txt").stdout == "from the context\n"
     assert image_id.removeprefix("sha256:")[:12] in e.cli("images", "-q").stdout.split()  # listed, dangling
     e.cli("rmi", image_id)
+
+
+def test_api_stream_is_docker_shaped(busybox_engine: EngineProcess, unique: Unique, tmp_path: Path) -> None:
+    from node.errors import NodeError
+
+    e = busybox_engine
+    tag = unique("api")
+    ctx = write_context(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo via-api\n"})
+    messages = list(e.client.build(ctx, tags=[tag], labels={"a": "b"}))
+    assert all(set(m) <= {"stream", "aux"} for m in messages)
+    assert "via-api" in "".join(m.get("stream", "") for m in messages)
+    image_id = messages[-1]["aux"]["ID"]
+    assert e.client.get(f"/images/{tag}/json")["Id"] == image_id
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN exit 7\n")
+    with pytest.raises(NodeError, match="failed to solve: .*exit code: 7"):
+        list(e.client.build(ctx, tags=[tag + "-failed"]))
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo via-api\n")
+    quiet = list(e.client.build(ctx, dockerfile=ctx / "Dockerfile", quiet=True, tags=[tag], labels={"a": "b"}))
+    assert quiet[-1]["stream"].strip() == image_id and not [m for m in quiet if "#" in m.get("stream", "")]
+    assert e.client.post("/build/prune")["SpaceReclaimed"] >= 0
+    e.cli("rmi", tag)
