@@ -144,6 +144,17 @@ class Mount:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HealthConfig:
+    """Docker's healthcheck: `test` as in the API (["CMD-SHELL", "curl -f ..."]); times in seconds."""
+
+    test: tuple[str, ...] = ()
+    interval: float = 0.0
+    timeout: float = 0.0
+    retries: int = 0
+    start_period: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ContainerSpec:
     image: str
     command: tuple[str, ...] = ()
@@ -155,6 +166,7 @@ class ContainerSpec:
     user: str = ""
     workdir: str = ""
     stop_grace_period: float = 10.0
+    healthcheck: HealthConfig | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

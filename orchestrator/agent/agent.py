@@ -50,6 +50,7 @@ class Agent:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+        self.executor.close()
 
     async def _run(self) -> None:
         async with peers.async_client(self.paths, timeout=60.0) as client:

@@ -7,9 +7,12 @@ the engine, applies the decisions and returns the status reports for the dispatc
 from __future__ import annotations
 
 import enum
+import functools
 import logging
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +42,7 @@ class Container:
     task_id: str
     state: str  # running, exited, created, ...
     exit_code: int = 0
+    health: str = ""  # starting, healthy, unhealthy; "" without a healthcheck
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,6 +72,11 @@ def plan_task(task: Task, container: Container | None) -> Decision:
     if not wants_run:
         return Decision(action=Action.REMOVE, observed=TaskState.SHUTDOWN, message="shutdown")
     if container.state in ("running", "paused", "restarting"):
+        if container.health == "starting":
+            return Decision(action=Action.NONE, observed=TaskState.STARTING, message="starting")
+        if container.health == "unhealthy":
+            return Decision(action=Action.NONE, observed=TaskState.FAILED, message="unhealthy",
+                            err="task: container is unhealthy")
         return Decision(action=Action.NONE, observed=TaskState.RUNNING, message="started")
     if container.state == "created":
         return Decision(action=Action.START)
@@ -75,6 +84,14 @@ def plan_task(task: Task, container: Container | None) -> Decision:
         return Decision(action=Action.NONE, observed=TaskState.COMPLETE, message="finished")
     return Decision(action=Action.NONE, observed=TaskState.FAILED, message="started",
                     err=f"task: non-zero exit ({container.exit_code})")
+
+
+def health_of(status: str) -> str:
+    """The health in `ps`'s STATUS text: 'Up 3 seconds (health: starting)' -> 'starting'."""
+    for marker, health in (("(health: starting)", "starting"), ("(unhealthy)", "unhealthy"), ("(healthy)", "healthy")):
+        if marker in status:
+            return health
+    return ""
 
 
 def container_name(assignment: Assignment) -> str:
@@ -107,6 +124,11 @@ def create_body(assignment: Assignment, node_id: str) -> dict[str, Any]:
         host_config["Mounts"] = mounts
     body: dict[str, Any] = {"Image": spec.image, "Env": list(spec.env), "Labels": labels, "HostConfig": host_config,
                             "StopTimeout": int(spec.stop_grace_period)}
+    if spec.healthcheck is not None:
+        check = spec.healthcheck
+        body["Healthcheck"] = {"Test": list(check.test), "Interval": int(check.interval * 1e9),
+                               "Timeout": int(check.timeout * 1e9), "Retries": check.retries,
+                               "StartPeriod": int(check.start_period * 1e9)}
     if spec.command:
         body["Entrypoint"] = list(spec.command)
     if spec.args:
@@ -120,10 +142,16 @@ def create_body(assignment: Assignment, node_id: str) -> dict[str, Any]:
 class Executor:
     """Blocking: run it in a worker thread."""
 
-    def __init__(self, engine_url: str, node_id: str) -> None:
+    def __init__(self, engine_url: str, node_id: str, *, parallel: int = 8) -> None:
         self.engine_url = engine_url
         self.node_id = node_id
+        self.parallel = parallel
         self._sent: dict[str, tuple[TaskState, float]] = {}
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="executor")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def containers(self, client: EngineClient) -> dict[str, Container]:
         found: dict[str, Container] = {}
@@ -139,35 +167,47 @@ class Executor:
                     exit_code = int(client.get(f"/containers/{item['Id']}/json")["State"].get("ExitCode", 0))
                 except NodeError:
                     exit_code = -1
-            found[task_id] = Container(id=item["Id"], task_id=task_id, state=state, exit_code=exit_code)
+            found[task_id] = Container(id=item["Id"], task_id=task_id, state=state, exit_code=exit_code,
+                                       health=health_of(str(item.get("Status", ""))))
         return found
 
     def reconcile(self, assignments: Sequence[Assignment]) -> list[dict[str, Any]]:
-        """Bring the engine in line with the assignments; return status reports to send."""
-        reports = []
+        """Bring the engine in line with the assignments; return status reports to send.
+
+        Starts and removals run `parallel` at a time: each waits on the engine (mounts, the runtime)."""
         with EngineClient(self.engine_url, timeout=60) as client:
             containers = self.containers(client)
-            wanted = {a.task.id for a in assignments}
-            for task_id, container in containers.items():
-                if task_id not in wanted:
-                    self._remove(client, container)
-            for assignment in assignments:
-                report = self._apply(client, assignment, containers.get(assignment.task.id))
-                if report is not None:
-                    reports.append(report)
-        return reports
+        wanted = {a.task.id for a in assignments}
+        jobs: list[Callable[[EngineClient], dict[str, Any] | None]] = [
+            functools.partial(self._remove_job, container) for task_id, container in containers.items()
+            if task_id not in wanted]
+        jobs += [functools.partial(self._apply, assignment=a, container=containers.get(a.task.id))
+                 for a in assignments]
+        results = list(self._pool.map(self._run_job, jobs))
+        return [r for r in results if r is not None]
+
+    def _run_job(self, job: Callable[[EngineClient], dict[str, Any] | None]) -> dict[str, Any] | None:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = EngineClient(self.engine_url, timeout=60)
+        return job(client)
+
+    def _remove_job(self, container: Container, client: EngineClient) -> None:
+        self._remove(client, container)
 
     def remove_all(self) -> None:
         with EngineClient(self.engine_url, timeout=60) as client:
             for container in self.containers(client).values():
                 self._remove(client, container)
 
-    def _apply(self, client: EngineClient, assignment: Assignment,
+    def _apply(self, client: EngineClient, *, assignment: Assignment,
                container: Container | None) -> dict[str, Any] | None:
         task = assignment.task
         decision = plan_task(task, container)
         if decision.action is Action.START:
             decision = self._start(client, assignment, container)
+            if decision.observed is TaskState.RUNNING and task.spec.container.healthcheck is not None:
+                decision = Decision(action=Action.NONE, observed=TaskState.STARTING, message="starting")
         elif decision.action is Action.REMOVE and container is not None:
             self._remove(client, container)
         observed = decision.observed

@@ -23,6 +23,7 @@ from orchestrator.model import (
     ContainerSpec,
     EndpointSpec,
     FailureAction,
+    HealthConfig,
     Mount,
     MountType,
     PlacementPreference,
@@ -98,8 +99,11 @@ def _spec_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--stop-grace-period"),
         click.option("--hostname"), click.option("-u", "--user"), click.option("-w", "--workdir"),
         click.option("--entrypoint", help="Overwrite the image's entrypoint."),
-        click.option("--health-cmd", hidden=True), click.option("--health-interval", hidden=True),
-        click.option("--health-retries", hidden=True), click.option("--health-timeout", hidden=True),
+        click.option("--health-cmd", help="Command to run to check health."),
+        click.option("--health-interval", help="Time between running the check (e.g. 5s)."),
+        click.option("--health-retries", type=int, help="Consecutive failures needed to report unhealthy."),
+        click.option("--health-timeout", help="Maximum time to allow one check to run."),
+        click.option("--health-start-period", help="Start period before failures count."),
         click.option("-d", "--detach", is_flag=True, help="Return at once (always the case here)."),
     ]
     for option in reversed(options):
@@ -171,6 +175,17 @@ def apply_options(spec: ServiceSpec, opts: dict[str, Any]) -> ServiceSpec:  # no
     for key, attr in (("hostname", "hostname"), ("user", "user"), ("workdir", "workdir")):
         if opts.get(key):
             container = dataclasses.replace(container, **{attr: opts[key]})
+    if opts.get("health_cmd"):
+        check = container.healthcheck or HealthConfig()
+        check = dataclasses.replace(check, test=("CMD-SHELL", opts["health_cmd"]))
+        times = {key: parse_duration(opts[f"health_{key}"]) for key in ("interval", "timeout", "start_period")
+                 if opts.get(f"health_{key}")}
+        check = dataclasses.replace(check, interval=times.get("interval", check.interval),
+                                    timeout=times.get("timeout", check.timeout),
+                                    start_period=times.get("start_period", check.start_period))
+        if opts.get("health_retries") is not None:
+            check = dataclasses.replace(check, retries=opts["health_retries"])
+        container = dataclasses.replace(container, healthcheck=check)
     if opts.get("entrypoint"):
         container = dataclasses.replace(container, command=tuple(opts["entrypoint"].split()))
     return dataclasses.replace(spec, task=dataclasses.replace(task, container=container))

@@ -417,7 +417,11 @@ async def _post(client: httpx.AsyncClient, remote: str, path: str, body: dict[st
 def _remove_task_containers(engine_url: str, node_id: str) -> None:
     from orchestrator.agent.executor import Executor
 
-    Executor(engine_url, node_id).remove_all()
+    executor = Executor(engine_url, node_id)
+    try:
+        executor.remove_all()
+    finally:
+        executor.close()
 
 
 def guess_advertise_addr(towards: str = "192.0.2.1") -> str:

@@ -1,4 +1,5 @@
-"""A cluster on lab hosts for the whole module: h1-h3 managers, h4 a worker, heartbeats every second.
+"""A cluster on lab hosts for the whole module: h1-h3 managers, h4 a worker, heartbeats every second;
+h5 starts outside the swarm (bad joins are tried from there) and joins later.
 
 The lab is removed (namespaces, links, processes, files) even when a test fails, and the removal is
 checked for leftovers, as tests/support/lab.py does for every lab.
@@ -80,7 +81,7 @@ def wait_for(check: Callable[[], Any], *, timeout: float = 30.0, every: float = 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     with lab_spot() as spot:
-        lab = spot.up(4)
+        lab = spot.up(5)
         procs = [subprocess.Popen(lab.exec_argv(h.name, "pynode", "image", "bootstrap", "busybox")[0],
                                   env=lab.exec_argv(h.name, "true")[1], stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL) for h in lab.hosts]

@@ -1,6 +1,7 @@
 """A real cluster on lab hosts: forming it, services spread and rescheduled, a worker and the leader killed.
 
-Tests run in file order on one module-wide cluster (3 managers h1-h3, worker h4, 1 s heartbeats).
+Tests run in file order on one module-wide cluster (3 managers h1-h3, worker h4, 1 s heartbeats; h5
+joins in the middle).
 """
 
 from __future__ import annotations
@@ -42,6 +43,20 @@ def test_bad_joins_and_init_twice_are_refused(cluster: Cluster) -> None:
     assert bad.returncode != 0 and "replicas" in (bad.stderr + bad.stdout)
     unknown = cluster.swarm("h1", "node", "inspect", "nosuchnode", check=False)
     assert unknown.returncode == 1 and "not found" in unknown.stderr
+    manager = f"{cluster.lab.host('h1').address}:2377"
+    prefix, version, digest, secret = token.split("-")
+    attempts = {
+        f"{prefix}-{version}-{'0' * len(digest)}-{secret}": "CA digest mismatch",
+        f"{prefix}-{version}-{digest}-{'a' * len(secret)}": "secret is wrong",
+        "SWMTKN-1-nonsense": "invalid join token",
+    }
+    for bad_token, message in attempts.items():
+        refused = cluster.swarm("h5", "join", "--token", bad_token, manager, check=False)
+        assert refused.returncode == 1 and message in refused.stderr, refused.stderr
+        assert "Swarm: inactive" in cluster.lab.exec("h5", "pynode", "info").stdout  # nothing half-made
+    cluster.swarm("h1", "join-token", "--rotate", "worker")
+    rotated = cluster.swarm("h5", "join", "--token", token, manager, check=False)
+    assert rotated.returncode == 1 and "rotated" in rotated.stderr
 
 
 def test_a_worker_certificate_cannot_call_manager_routes(cluster: Cluster) -> None:
@@ -80,37 +95,40 @@ def test_impossible_constraint_leaves_the_task_pending_with_its_reason(cluster: 
     cluster.swarm("h1", "service", "rm", "nowhere")
 
 
-def test_global_service_runs_one_task_per_node(cluster: Cluster) -> None:
+def test_global_service_runs_one_task_per_node_including_one_that_joins_later(cluster: Cluster) -> None:
     cluster.swarm("h1", "service", "create", "--name", "agent", "--mode", "global", "busybox", "sleep", "100000")
     wait_for(lambda: cluster.placement("h1", "agent") == {"h1": 1, "h2": 1, "h3": 1, "h4": 1}, what="one per node")
+    token = cluster.swarm("h2", "join-token", "worker", "-q").stdout.strip()
+    cluster.swarm("h5", "join", "--token", token, f"{cluster.lab.host('h2').address}:2377")
+    wait_for(lambda: cluster.placement("h1", "agent") == {f"h{i}": 1 for i in range(1, 6)}, what="h5 too")
     cluster.swarm("h1", "service", "rm", "agent")
-    wait_for(lambda: not any(c.startswith("agent.") for h in ("h1", "h2", "h3", "h4")
+    wait_for(lambda: not any(c.startswith("agent.") for h in ("h1", "h2", "h3", "h4", "h5")
                              for c in cluster.containers(h)), what="global containers removed")
 
 
 def test_drain_moves_tasks_elsewhere(cluster: Cluster) -> None:
-    cluster.swarm("h1", "service", "create", "--name", "drainme", "--replicas", "4", "busybox", "sleep", "100000")
+    cluster.swarm("h1", "service", "create", "--name", "drainme", "--replicas", "5", "busybox", "sleep", "100000")
     wait_for(lambda: cluster.placement("h1", "drainme").get("h4") == 1, what="a task on h4")
     cluster.swarm("h1", "node", "update", "--availability", "drain", "h4")
     wait_for(lambda: "h4" not in cluster.placement("h1", "drainme")
-             and sum(cluster.placement("h1", "drainme").values()) == 4, what="drained")
+             and sum(cluster.placement("h1", "drainme").values()) == 5, what="drained")
     wait_for(lambda: not cluster.containers("h4"), what="h4's containers gone")
     cluster.swarm("h1", "node", "update", "--availability", "active", "h4")
     cluster.swarm("h1", "service", "rm", "drainme")
 
 
 def test_killed_worker_tasks_are_rescheduled_and_not_duplicated_on_return(cluster: Cluster) -> None:
-    cluster.swarm("h1", "service", "create", "--name", "job", "--replicas", "4", "busybox", "sleep", "100000")
+    cluster.swarm("h1", "service", "create", "--name", "job", "--replicas", "5", "busybox", "sleep", "100000")
     wait_for(lambda: cluster.placement("h1", "job").get("h4") == 1, what="a task on h4")
     cluster.lab.kill("h4")
     # 3 missed heartbeats (1 s each) plus 5 s
-    wait_for(lambda: "h4" not in cluster.placement("h1", "job") and sum(cluster.placement("h1", "job").values()) == 4,
+    wait_for(lambda: "h4" not in cluster.placement("h1", "job") and sum(cluster.placement("h1", "job").values()) == 5,
              timeout=8.0, every=0.2, what="rescheduled off h4")
     assert ["h4", "Down", "Active"] in [row[1:] for row in _node_ls(cluster, "h1")]
     cluster.lab.start("h4")
     wait_for(lambda: ["h4", "Ready", "Active"] in [row[1:] for row in _node_ls(cluster, "h1")], what="h4 back")
     wait_for(lambda: not any(c.startswith("job.") for c in cluster.containers("h4")), what="stale task removed")
-    assert sum(cluster.placement("h1", "job").values()) == 4
+    assert sum(cluster.placement("h1", "job").values()) == 5  # exactly the replica count
     cluster.swarm("h1", "service", "rm", "job")
 
 
@@ -136,6 +154,17 @@ def test_rolling_update_then_rollback_on_failure(cluster: Cluster) -> None:
     cluster.swarm("h1", "service", "rm", "roll")
 
 
+def test_a_task_with_a_healthcheck_is_running_only_once_healthy(cluster: Cluster) -> None:
+    cluster.swarm("h1", "service", "create", "--name", "healthy", "--health-cmd", "test -f /tmp/ok",
+                  "--health-interval", "1s", "--health-retries", "10", "busybox", "sh", "-c",
+                  "sleep 4; touch /tmp/ok; sleep 100000")
+    states = wait_for(lambda: [t["Status"]["State"] for t in cluster.tasks("h1", "healthy")
+                               if t["Status"]["State"] in ("starting", "running")], what="started")
+    assert states == ["starting"]
+    wait_for(lambda: [t["Status"]["State"] for t in cluster.tasks("h1", "healthy")] == ["running"], what="healthy")
+    cluster.swarm("h1", "service", "rm", "healthy")
+
+
 def test_leader_killed_a_new_one_is_elected_and_the_old_rejoins_as_follower(cluster: Cluster) -> None:
     cluster.swarm("h1", "service", "create", "--name", "ha", "--replicas", "3", "busybox", "sleep", "100000")
     wait_for(lambda: sum(cluster.placement("h1", "ha").values()) == 3, what="3 running")
@@ -159,14 +188,14 @@ def test_leader_killed_a_new_one_is_elected_and_the_old_rejoins_as_follower(clus
 def test_service_logs_come_from_every_node(cluster: Cluster) -> None:
     cluster.swarm("h1", "service", "create", "--name", "talk", "--mode", "global", "busybox", "sh", "-c",
                   "echo hello from $(hostname); sleep 100000")
-    wait_for(lambda: len(cluster.placement("h1", "talk")) == 4, what="one per node")
+    wait_for(lambda: len(cluster.placement("h1", "talk")) == 5, what="one per node")
 
     def logs() -> list[str]:
         return [line for line in cluster.swarm("h2", "service", "logs", "talk").stdout.splitlines()
                 if "| hello from" in line]
 
-    lines = wait_for(lambda: len(logs()) == 4 and logs(), what="a line from each task")
-    assert sorted(line.split("@", 1)[1].split()[0] for line in lines) == ["h1", "h2", "h3", "h4"]
+    lines = wait_for(lambda: len(logs()) == 5 and logs(), what="a line from each task")
+    assert sorted(line.split("@", 1)[1].split()[0] for line in lines) == ["h1", "h2", "h3", "h4", "h5"]
     cluster.swarm("h1", "service", "rm", "talk")
 
 
