@@ -41,6 +41,8 @@ def attach_and_wait(
     names = [short_name(project.name, c["Names"][0].lstrip("/")) for c in containers]
     printer = LogPrinter(names, [c["Labels"].get(SERVICE_LABEL, "") for c in containers],
                          colour=not no_color and sys.stdout.isatty(), prefix=not no_prefix)
+    if names:
+        printer.notice(f"Attaching to {', '.join(names)}")
     done: queue.Queue[dict[str, Any]] = queue.Queue()
     for c in containers:
         threading.Thread(target=_follow, kwargs={"client": client, "c": c, "project": project, "printer": printer,
