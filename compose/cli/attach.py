@@ -36,8 +36,9 @@ def attach_and_wait(
     abort_on_exit: bool, exit_code_from: str | None, no_color: bool, no_prefix: bool, stop: Callable[[], None],
 ) -> int:
     """Print the services' output; return the exit status `up` should end with."""
-    containers = [c for c in container_summary(client, project.name)
-                  if c["Labels"].get(SERVICE_LABEL) in services and c["Labels"].get(ONEOFF_LABEL) != "True"]
+    containers = sorted((c for c in container_summary(client, project.name)
+                         if c["Labels"].get(SERVICE_LABEL) in services and c["Labels"].get(ONEOFF_LABEL) != "True"),
+                        key=lambda c: c["Names"][0])
     names = [short_name(project.name, c["Names"][0].lstrip("/")) for c in containers]
     printer = LogPrinter(names, [c["Labels"].get(SERVICE_LABEL, "") for c in containers],
                          colour=not no_color and sys.stdout.isatty(), prefix=not no_prefix)
