@@ -15,4 +15,6 @@ For the builder:
     layer = engine.images.create_layer_from_tar(tar_stream, parent_chain_id)   # Layer
     tar_bytes = pack.iter_dir_tar(diff_dir)          # a deterministic layer tar from a directory diff
     image = engine.images.commit(config_dict, tags=["app:1"])   # config's rootfs.diff_ids name the layers
+    engine.images.commit(config_dict, build_cache=True)         # a step result: hidden from `images` and
+    engine.images.build_cache_images()                          # image prune while untagged; builder prune
 """
