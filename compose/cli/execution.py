@@ -14,7 +14,7 @@ from compose.apply import Applier, ApplyError, ApplyOptions, observe_project
 from compose.cli import global_options, load_from_context, main
 from compose.cli.logstream import demux
 from compose.cli.progress import make_progress
-from compose.cli.session import engine_client, make_backend, run
+from compose.cli.session import container_summary, engine_client, make_backend, run
 from compose.container_spec import CreateOptions, container_create_body, secondary_networks
 from compose.errors import ComposeError
 from compose.planner import (
@@ -122,8 +122,6 @@ def _exec_on_terminal(client: EngineClient, eid: str) -> None:
 
 
 def _find_running(client: EngineClient, project: str, service: str, index: int) -> str:
-    from compose.cli.session import container_summary
-
     for c in container_summary(client, project):
         labels = c.get("Labels") or {}
         if labels.get(SERVICE_LABEL) == service and labels.get(ONEOFF_LABEL) != "True" \

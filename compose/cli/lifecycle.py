@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -16,7 +18,7 @@ from compose.build import build_service
 from compose.cli import global_options, load_from_context, main
 from compose.cli.attach import attach_and_wait
 from compose.cli.progress import make_progress
-from compose.cli.session import engine_client, make_backend, run, select_containers
+from compose.cli.session import container_summary, engine_client, make_backend, run, select_containers
 from compose.container_spec import image_name
 from compose.errors import ComposeError
 from compose.model import Project, ServiceConfig
@@ -35,6 +37,7 @@ from compose.planner import (
     select_with_dependencies,
 )
 from node.client import EngineClient
+from node.errors import NodeError, NotFound
 
 
 def _parse_scale(values: Sequence[str], project: Project) -> dict[str, int]:
@@ -64,8 +67,6 @@ def _build_fn(ctx: click.Context, client: EngineClient, project: Project, *, no_
 
 def _apply_options(ctx: click.Context, client: EngineClient, project: Project, *, timeout: int | None,
                    build_missing: bool = True) -> ApplyOptions:
-    import os
-
     return ApplyOptions(timeout=timeout, environ=dict(os.environ), build=_build_fn(ctx, client, project),
                         build_missing=build_missing)
 
@@ -77,8 +78,6 @@ async def _resource_names(backend: EngineBackend, project: Project) -> tuple[set
 
 
 async def _check_external(client: EngineClient, project: Project, services: Sequence[str]) -> None:
-    from node.errors import NotFound
-
     used_networks = {n for s in services for n in project.services[s].networks}
     for key in sorted(used_networks):
         net = project.networks.get(key)
@@ -240,8 +239,6 @@ def up_command(ctx: click.Context, services: tuple[str, ...], detach: bool, buil
 
 
 def _engine_now() -> float:
-    import time
-
     return time.time()
 
 
@@ -292,8 +289,6 @@ def down_command(ctx: click.Context, volumes: bool, rmi: str | None, remove_orph
     if unknown:
         raise ComposeError(f"no such service: {', '.join(unknown)}")
     client = engine_client(ctx)
-    import os
-
     async def go() -> None:
         backend = make_backend(ctx, client)
         try:
@@ -322,8 +317,6 @@ def down_command(ctx: click.Context, volumes: bool, rmi: str | None, remove_orph
 
 
 async def _remove_image(client: EngineClient, image: str, progress: Any) -> None:
-    from node.errors import NodeError, NotFound
-
     try:
         await asyncio.to_thread(client.delete, f"/images/{image}")
     except NotFound:
@@ -339,8 +332,6 @@ async def _remove_image(client: EngineClient, image: str, progress: Any) -> None
 def _stop_project(ctx: click.Context, client: EngineClient, project: Project, *, services: Sequence[str],
                   timeout: int | None) -> None:
     """Stop the running containers of `services` (all when empty), dependents first."""
-    import os
-
     async def go() -> None:
         backend = make_backend(ctx, client)
         try:
@@ -494,8 +485,6 @@ def rm_command(ctx: click.Context, force: bool, stop_first: bool, volumes: bool,
     client = engine_client(ctx)
     if stop_first:
         _stop_project(ctx, client, project, services=services, timeout=None)
-    from compose.cli.session import container_summary
-
     stopped = [c for c in container_summary(client, project.name)
                if c["State"] in ("exited", "created", "dead")
                and (not services or c["Labels"].get("com.docker.compose.service") in services)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -75,8 +76,6 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def container_summary(client: EngineClient, project: str) -> list[dict[str, Any]]:
-    import json
-
     filters = json.dumps({"label": [f"{PROJECT_LABEL}={project}"]})
     found: list[dict[str, Any]] = client.get("/containers/json", params={"all": "1", "filters": filters})
     return found
