@@ -220,7 +220,8 @@ def copy_to_layer(writer: LayerWriter, *, src_tree: Tree, sources: Sequence[str]
             writer.add_archive(host, target, location=options.location)
         else:
             into_dir = dir_wanted or is_dir_in(dest_tree, target) or _is_dir_written(writer, target)
-            path = _join(target, posixpath.basename(src)) if into_dir else target
+            name = posixpath.basename(source.rstrip("/")) or posixpath.basename(src)  # a link keeps its own name
+            path = _join(target, name) if into_dir else target
             if not path:
                 raise BuildError(f"{options.location}: {options.keyword}: cannot copy a file to /")
             writer.ensure_dir(posixpath.dirname(path))

@@ -86,6 +86,9 @@ def test_copy_follows_docker_destination_rules(image_tree: LayeredTree, tmp_path
     assert set(_copy(image_tree, ctx, ["f.txt"], "/new/name")) == {"new", "new/name"}  # a file path
     assert set(_copy(image_tree, ctx, ["dir"], "/usr/lib/")) == {"usr/lib/sub", "usr/lib/sub/g.txt"}  # contents
     assert set(_copy(image_tree, ctx, ["f.txt"], "/var/run/")) == {"run/f.txt"}  # through the image's link
+    (ctx / "link.txt").symlink_to("f.txt")
+    linked = _copy(image_tree, ctx, ["link.txt"], "/usr/lib/")
+    assert set(linked) == {"usr/lib/link.txt"} and linked["usr/lib/link.txt"].isreg()  # followed, named as the link
     owned = _copy(image_tree, ctx, ["f.txt"], "/o/", owner=(5, 6), mode=0o600)
     assert (owned["o"].uid, owned["o/f.txt"].uid, owned["o/f.txt"].gid, owned["o/f.txt"].mode) == (5, 5, 6, 0o600)
     with pytest.raises(BuildError, match="must be a directory and end with a /"):
