@@ -398,3 +398,16 @@ def test_api_stream_is_docker_shaped(busybox_engine: EngineProcess, unique: Uniq
     assert quiet[-1]["stream"].strip() == image_id and not [m for m in quiet if "#" in m.get("stream", "")]
     assert e.client.post("/build/prune")["SpaceReclaimed"] >= 0
     e.cli("rmi", tag)
+
+
+def test_unknown_user_fails_its_run_step_with_the_location(busybox_engine: EngineProcess, unique: Unique,
+                                                           tmp_path: Path) -> None:  # fmt: skip
+    e = busybox_engine
+    tag = unique("user")
+    ctx = write_context(tmp_path, {"Dockerfile": "FROM busybox\nUSER ghost\nRUN id\n"})
+    before = containers_of(e)
+    code, _, err = build(e, "-t", tag, str(ctx), check=False)
+    assert code == 1
+    assert err.splitlines()[-1].startswith("ERROR: Dockerfile:3: ") and "unable to find user ghost" in err
+    assert containers_of(e) == before
+    assert e.cli("image", "inspect", tag, check=False).returncode != 0
