@@ -337,8 +337,10 @@ class Daemon:
                                  "Removing the last manager erases all current state of the swarm, and removing a "
                                  "manager reduces the cluster's fault tolerance. Use `--force` to ignore this message.")
             if self.manager is not None and len(self.manager.proposer.members) > 1:
-                with contextlib.suppress(Exception):
-                    await asyncio.to_thread(self.manager.proposer.remove_member(state.raft_addr).wait, 5.0)
+                try:
+                    await asyncio.to_thread(self.manager.remove_raft_member, state.advertise_addr)
+                except Exception as exc:  # noqa: BLE001 - leaving goes on; the others will see it unreachable
+                    log.warning("leaving the Raft cluster failed: %s", exc)
             if self.agent is not None:
                 await self.agent.stop()
                 self.agent = None
@@ -370,6 +372,9 @@ class Daemon:
                 state = self._require_state()
                 via = (self.agent.current if self.agent else None) or state.managers[0]
                 await self._renew_certificate(via)
+                if role is NodeRole.WORKER and self.manager is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.to_thread(self.manager.remove_raft_member, state.advertise_addr)
                 await self._stop_roles(agent=False)
                 if role is NodeRole.MANAGER:
                     state = await self._join_raft(state.with_(role=role), via)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from orchestrator.manager.errors import BadRequest, Conflict, NotFound
-from orchestrator.manager.manager import Manager
+from orchestrator.manager.manager import Manager, raft_addr_of
 from orchestrator.model import (
     Cluster,
     Node,
@@ -142,7 +142,10 @@ def update_node(manager: Manager, ref: str, *, availability: str | None = None, 
         return node
     updated = manager.store.update(dataclasses.replace(node, **changes, updated_at=time.time()))
     if changes.get("role") is NodeRole.WORKER:
-        manager.remove_raft_member(node.addr)
+        leader = manager.proposer.leader
+        if leader != raft_addr_of(node.addr) or leader == manager.proposer.self_addr:
+            manager.remove_raft_member(node.addr)
+        # else: the demoted leader hands leadership on and leaves the Raft cluster itself (its daemon sees the role)
     return updated
 
 

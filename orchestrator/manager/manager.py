@@ -112,9 +112,14 @@ class Manager:
         return sorted([*members, raft_addr])
 
     def remove_raft_member(self, addr: str) -> None:
+        """Take a manager out of the Raft cluster; a leader removing itself hands leadership on first."""
         raft_addr = raft_addr_of(addr)
-        if raft_addr in self.proposer.members and raft_addr != self.proposer.self_addr:
-            self.proposer.remove_member(raft_addr).wait(10.0)
+        if raft_addr not in self.proposer.members:
+            return
+        if raft_addr == self.proposer.self_addr and self.proposer.is_leader:
+            self.proposer.transfer_leadership(timeout=5.0)
+            self.proposer.wait_for_leader(10.0)
+        self.proposer.remove_member(raft_addr).wait(10.0)
 
     def manager_status(self, node: Node) -> dict[str, Any] | None:
         if node.role is not NodeRole.MANAGER:
