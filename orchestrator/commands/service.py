@@ -230,7 +230,7 @@ def list_services(ctx: click.Context, quiet: bool) -> None:
         return
     rows = [["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"]]
     for item in services:
-        spec, status = item["Spec"], item["ServiceStatus"]
+        spec, status = item["Definition"], item["ServiceStatus"]
         ports = ", ".join(f"*:{p['published_port']}->{p['target_port']}/{p['protocol']}"
                           for p in spec["endpoint"]["ports"])
         rows.append([item["ID"][:12], spec["name"], spec["mode"], f"{status['RunningTasks']}/{status['DesiredTasks']}",
@@ -269,7 +269,7 @@ def print_tasks(control: ControlClient, tasks: list[dict[str, Any]], *, no_trunc
         shown = f" \\_ {name}" if name == previous else name
         previous = name
         err = status["Err"] if no_trunc or len(status["Err"]) <= 60 else status["Err"][:57] + "..."
-        rows.append([task["ID"] if no_trunc else task["ID"][:12], shown, task["Spec"]["container"]["image"],
+        rows.append([task["ID"] if no_trunc else task["ID"][:12], shown, task["Spec"]["ContainerSpec"]["Image"],
                      hostnames.get(task["NodeID"], task["NodeID"][:12]), task["DesiredState"].capitalize(),
                      f"{status['State'].capitalize()} {since(status['Timestamp']).lower()}", err, ""])
     table(rows)
@@ -297,7 +297,7 @@ def scale(ctx: click.Context, pairs: tuple[str, ...]) -> None:
         if int(count) < 0:
             raise click.BadParameter(f"invalid replicas value {count} for {ref}: it must be 0 or more")
         item = control.get(f"/services/{ref}")
-        spec = from_dict(ServiceSpec, item["Spec"])
+        spec = from_dict(ServiceSpec, item["Definition"])
         if spec.mode is ServiceMode.GLOBAL:
             raise click.UsageError(f"scale can only be used with replicated mode ({ref} is global)")
         spec = dataclasses.replace(spec, replicas=int(count))
@@ -329,7 +329,7 @@ def update(ctx: click.Context, /, ref: str, image: str | None, replicas: int | N
         control.post(f"/services/{item['ID']}/update", params={"rollback": "true"}, json={})
         click.echo(ref)
         return
-    spec = from_dict(ServiceSpec, item["Spec"])
+    spec = from_dict(ServiceSpec, item["Definition"])
     if replicas is not None:
         if replicas < 0:
             raise click.BadParameter(f"invalid replicas value {replicas}: it must be 0 or more")

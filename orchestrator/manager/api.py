@@ -177,7 +177,7 @@ def _service_routes(app: FastAPI, daemon: Daemon) -> None:
     @app.post("/services/create", status_code=201)
     def create_service(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
         manager = manager_of(request, daemon)
-        service = control.create_service(manager, control.read_spec(body.get("spec")))
+        service = control.create_service(manager, control.read_spec(body))
         return {"ID": service.id}
 
     @app.get("/services/{ref}")
@@ -192,7 +192,7 @@ def _service_routes(app: FastAPI, daemon: Daemon) -> None:
         if rollback:
             service = control.rollback_service(manager, ref)
         else:
-            service = control.update_service(manager, ref, control.read_spec(body.get("spec")), version=version)
+            service = control.update_service(manager, ref, control.read_spec(body), version=version)
         return view(manager, service)
 
     @app.delete("/services/{ref}")

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from orchestrator.manager.dockershape import from_docker
 from orchestrator.manager.errors import BadRequest, Conflict, NotFound
 from orchestrator.manager.manager import Manager, raft_addr_of
 from orchestrator.model import (
@@ -169,9 +170,10 @@ def remove_node(manager: Manager, ref: str, *, force: bool) -> None:
 
 
 # --- services -----------------------------------------------------------------------------------------
-def read_spec(data: Any) -> ServiceSpec:
+def read_spec(body: dict[str, Any]) -> ServiceSpec:
+    """`{"spec": <our model's dict>}`, or Docker's service spec (`Name`, `TaskTemplate`, `Mode`, ...)."""
     try:
-        spec = from_dict(ServiceSpec, data)
+        spec = from_docker(body) if "spec" not in body else from_dict(ServiceSpec, body["spec"])
     except Exception as exc:  # noqa: BLE001 - the model's decoder says where the spec is wrong
         raise BadRequest(f"invalid service spec: {exc}") from exc
     check_spec(spec)

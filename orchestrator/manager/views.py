@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
+from orchestrator.manager.dockershape import to_docker
 from orchestrator.model import Cluster, Node, Service, ServiceMode, Task, TaskState, to_dict
 
 
@@ -49,7 +50,9 @@ def task_view(task: Task, service_name: str = "") -> dict[str, Any]:
         "DesiredState": task.desired_state.name.lower(),
         "Status": {"State": task.status.state.name.lower(), "Message": task.status.message,
                    "Err": task.status.err, "Timestamp": timestamp(task.status.timestamp)},
-        "Spec": to_dict(task.spec),
+        "Spec": {"ContainerSpec": {"Image": task.spec.container.image, "Args": list(task.spec.container.args),
+                                   "Env": list(task.spec.container.env)}},
+        "Definition": to_dict(task.spec),
     }
 
 
@@ -61,8 +64,9 @@ def service_view(service: Service, tasks: Iterable[Task] = (), nodes_up: int = 0
         "Version": {"Index": service.version},
         "CreatedAt": timestamp(service.created_at),
         "UpdatedAt": timestamp(service.updated_at),
-        "Spec": to_dict(service.spec),
-        "PreviousSpec": to_dict(service.previous_spec) if service.previous_spec else None,
+        "Spec": to_docker(service.spec),
+        "Definition": to_dict(service.spec),
+        "PreviousSpec": to_docker(service.previous_spec) if service.previous_spec else None,
         "UpdateStatus": to_dict(service.update_status) if service.update_status else None,
         "ServiceStatus": {"RunningTasks": running, "DesiredTasks": desired},
     }

@@ -151,3 +151,36 @@ def test_agent_plan_for_one_task() -> None:
     assert decision.observed is TaskState.FAILED and "non-zero exit (3)" in decision.err
     stopping = dataclasses.replace(assigned, desired_state=TaskState.SHUTDOWN)
     assert plan_task(stopping, Container(id="c", task_id=assigned.id, state="running")).action is Action.REMOVE
+
+
+def test_dockers_service_spec_shape_round_trips() -> None:
+    from orchestrator.manager.dockershape import from_docker, to_docker
+    from orchestrator.model import (
+        EndpointSpec,
+        Mount,
+        MountType,
+        Placement,
+        PlacementPreference,
+        PortConfig,
+        PublishMode,
+        ResourceRequirements,
+        Resources,
+        UpdateOrder,
+    )
+
+    container = ContainerSpec(image="busybox", args=("sleep", "1"), env=("A=1",), labels={"x": "y"},
+                              mounts=(Mount(type=MountType.VOLUME, source="data", target="/data"),))
+    task = TaskSpec(container=container, restart_policy=RestartPolicy(condition=RestartCondition.ON_FAILURE, delay=2),
+                    resources=ResourceRequirements(limits=Resources(memory_bytes=1 << 26)),
+                    placement=Placement(constraints=("node.role==worker",),
+                                        preferences=(PlacementPreference(spread="node.labels.zone"),)))
+    spec = ServiceSpec(name="web", task=task, replicas=4,
+                       update_config=UpdateConfig(parallelism=2, delay=1.5, order=UpdateOrder.START_FIRST),
+                       endpoint=EndpointSpec(ports=(PortConfig(target_port=80, published_port=8080,
+                                                               publish_mode=PublishMode.HOST),)))
+    docker = to_docker(spec)
+    assert docker["Mode"] == {"Replicated": {"Replicas": 4}}
+    assert docker["UpdateConfig"]["Delay"] == 1_500_000_000 and docker["UpdateConfig"]["Order"] == "start-first"
+    assert from_docker(docker) == spec
+    global_spec = dataclasses.replace(spec, mode=ServiceMode.GLOBAL, replicas=0)
+    assert from_docker(to_docker(global_spec)) == global_spec

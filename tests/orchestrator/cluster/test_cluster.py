@@ -85,6 +85,18 @@ def test_replicas_spread_evenly_and_scale(cluster: Cluster) -> None:
     wait_for(lambda: cluster.placement("h1", "web") == {"h1": 1, "h2": 1, "h3": 1}, what="back to 3")
 
 
+def test_the_api_takes_dockers_service_spec(cluster: Cluster) -> None:
+    api = cluster.api("h2")
+    api.post("/services/create", json={"Name": "dockerish", "Mode": {"Replicated": {"Replicas": 2}},
+                                       "TaskTemplate": {"ContainerSpec": {"Image": "busybox",
+                                                                          "Args": ["sleep", "100000"]}}})
+    wait_for(lambda: sum(cluster.placement("h1", "dockerish").values()) == 2, what="2 running")
+    service = api.get("/services/dockerish")
+    assert service["Spec"]["Mode"] == {"Replicated": {"Replicas": 2}}
+    assert service["Spec"]["TaskTemplate"]["ContainerSpec"]["Args"] == ["sleep", "100000"]
+    api.delete("/services/dockerish")
+
+
 def test_impossible_constraint_leaves_the_task_pending_with_its_reason(cluster: Cluster) -> None:
     cluster.swarm("h1", "service", "create", "--name", "nowhere", "--constraint", "node.labels.zone==mars",
                   "busybox", "sleep", "100000")
@@ -140,7 +152,7 @@ def test_rolling_update_then_rollback_on_failure(cluster: Cluster) -> None:
 
     def updated() -> bool:
         tasks = [t for t in cluster.tasks("h1", "roll") if t["Status"]["State"] == "running"]
-        return len(tasks) == 3 and all("VERSION=2" in t["Spec"]["container"]["env"] for t in tasks)
+        return len(tasks) == 3 and all("VERSION=2" in t["Spec"]["ContainerSpec"]["Env"] for t in tasks)
 
     wait_for(updated, timeout=60, what="all tasks updated")
     service = cluster.api("h1").get("/services/roll")
@@ -149,7 +161,7 @@ def test_rolling_update_then_rollback_on_failure(cluster: Cluster) -> None:
     wait_for(lambda: cluster.api("h1").get("/services/roll")["UpdateStatus"]["state"] == "rollback_completed",
              timeout=60, what="rollback completed")
     spec = cluster.api("h1").get("/services/roll")["Spec"]
-    assert spec["task"]["container"]["image"] == "busybox"
+    assert spec["TaskTemplate"]["ContainerSpec"]["Image"] == "busybox"
     wait_for(lambda: sum(cluster.placement("h1", "roll").values()) == 3, what="3 running after rollback")
     cluster.swarm("h1", "service", "rm", "roll")
 
