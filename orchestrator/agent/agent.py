@@ -37,6 +37,7 @@ class Agent:
         self.executor = Executor(engine_url, node_id)
         self.assignments: list[Assignment] = []
         self.connected = False
+        self._synced = False  # set by the first session reply: until then the agent does not touch containers
         self._on_reply = on_reply
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -99,8 +100,9 @@ class Agent:
             reply = response.json()
             self.current = target
             self.connected = True
-            if reply["digest"] != known:
+            if reply["digest"] != known or not self._synced:
                 self.assignments = assignments_from(reply)
+                self._synced = True
                 known = reply["digest"]
                 self._wake.set()
             self.managers = list(reply.get("managers") or self.managers)
@@ -111,6 +113,8 @@ class Agent:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), RECONCILE_INTERVAL)
             self._wake.clear()
+            if not self._synced:  # no assignments known yet: an empty list would remove every task's container
+                continue
             try:
                 reports = await asyncio.to_thread(self.executor.reconcile, list(self.assignments))
             except Exception as exc:  # noqa: BLE001 - the engine may be restarting; try again

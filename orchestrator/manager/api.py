@@ -205,6 +205,15 @@ def _service_routes(app: FastAPI, daemon: Daemon) -> None:
         manager = manager_of(request, daemon)
         return fetch_service_logs(manager, daemon.paths, control.find_service(manager, ref), tail=tail)
 
+    @app.get("/tasks/{task_id}")
+    def inspect_task(request: Request, task_id: str) -> dict[str, Any]:
+        manager = manager_of(request, daemon)
+        matches = [t for t in manager.store.list(Task) if t.id == task_id or t.id.startswith(task_id)]
+        if len(matches) != 1:
+            raise NotFound(f"task {task_id} not found") if not matches else Conflict(f"task {task_id} is ambiguous")
+        names = {s.id: s.spec.name for s in manager.store.list(Service)}
+        return task_view(matches[0], names.get(matches[0].service_id, ""))
+
     @app.get("/tasks")
     def list_tasks(request: Request, service: str | None = None, node: str | None = None,
                    desired_state: str | None = None) -> list[dict[str, Any]]:
@@ -314,8 +323,8 @@ def _leader_manager(daemon: Daemon) -> Manager:
     manager = daemon.manager
     if manager is None:
         raise Unavailable(NOT_MANAGER)
-    if not manager.proposer.is_leader:
+    if not manager.proposer.is_leader_ready():  # a new leader answers once its replica has caught up
         leader = manager.proposer.leader
-        hint = f"{leader.rsplit(':', 1)[0]}:2377" if leader else ""
+        hint = f"{leader.rsplit(':', 1)[0]}:2377" if leader and leader != manager.proposer.self_addr else ""
         raise Unavailable(f"not the leader; leader: {hint or 'unknown'}")
     return manager

@@ -19,6 +19,7 @@ from orchestrator.scheduler import assign_task, build_node_infos, mark_unschedul
 from orchestrator.store import Op, Store, StoreError
 
 log = logging.getLogger(__name__)
+NEW_LEADER_GRACE = 5.0
 
 
 class LeaderLoops:
@@ -44,8 +45,11 @@ class LeaderLoops:
         limit = 3 * self._period()
         ops = []
         for node in self.store.list(Node):
-            seen = self._last_seen(node.id) or self.leader_since
-            if node.status is NodeStatus.READY and now - max(seen, self.leader_since) > limit:
+            seen = self._last_seen(node.id)
+            # a node this leader has not heard from yet gets a grace period: its agent may still be
+            # finding the new leader (or starting, when every manager restarted)
+            missed = now - seen > limit if seen is not None else now - self.leader_since > limit + NEW_LEADER_GRACE
+            if node.status is NodeStatus.READY and missed:
                 ops.append(Op.update(dataclasses.replace(
                     node, status=NodeStatus.DOWN, status_message="heartbeat failure", updated_at=now)))
         if ops:

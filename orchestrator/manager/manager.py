@@ -76,7 +76,7 @@ class Manager:
         leading = False
         try:
             while True:
-                if self.proposer.is_leader:
+                if self.proposer.is_leader_ready():
                     if not leading:
                         log.info("this manager is the leader now")
                         self.loops.leader_since = time.time()

@@ -186,6 +186,16 @@ class RaftProposer:
     def is_leader(self) -> bool:
         return bool(self._node._isLeader())
 
+    def is_leader_ready(self) -> bool:
+        """Leader, and this replica has applied everything up to the no-op entry of its own term.
+
+        Until then a restarted leader's replica may lack committed entries (pysyncobj applies the
+        journal only as entries commit), so decisions made on it could duplicate work."""
+        if not self._node._isLeader():
+            return False
+        noop = getattr(self._node, "_SyncObj__noopIDx", None)
+        return noop is not None and self._node._SyncObj__raftLastApplied >= noop
+
     @property
     def leader(self) -> str | None:
         leader = self._node._getLeader()

@@ -6,6 +6,8 @@ joins in the middle).
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.orchestrator.cluster.conftest import Cluster, wait_for
@@ -244,6 +246,30 @@ def test_a_worker_leaves_and_is_removed(cluster: Cluster) -> None:
     if busy.returncode != 0:
         cluster.swarm("h1", "node", "rm", "h4")
     assert "h4" not in [r[1] for r in _node_ls(cluster, "h1")]
+
+
+def test_all_managers_restarting_together_come_back_with_the_same_state(cluster: Cluster) -> None:
+    def snapshot() -> tuple[list[str], list[str], list[str]]:
+        api = cluster.api("h1")
+        return (sorted(n["ID"] for n in api.get("/nodes")), sorted(s["ID"] for s in api.get("/services")),
+                sorted(t["ID"] for t in api.get("/tasks", params={"desired_state": "running"})))
+
+    def settled() -> tuple[list[str], list[str], list[str]] | None:
+        first = snapshot()
+        time.sleep(3)
+        return first if snapshot() == first else None
+
+    before = wait_for(settled, timeout=60, what="a settled cluster")
+    for host in ("h1", "h2", "h3"):
+        cluster.lab.kill(host)
+    for host in ("h1", "h2", "h3"):
+        cluster.lab.start(host)
+    wait_for(lambda: cluster.leader("h2") in ("h1", "h2", "h3"), what="a leader")
+    # a replica applies its journal as the new term commits; then the same tasks run on (containers
+    # survive an engine restart), none added
+    wait_for(lambda: snapshot() == before, timeout=15, what="the state from before the restart")
+    time.sleep(3)
+    assert snapshot() == before
 
 
 def test_quorum_lost_then_force_new_cluster_keeps_the_state(cluster: Cluster) -> None:
