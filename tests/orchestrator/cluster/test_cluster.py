@@ -56,6 +56,8 @@ def test_bad_joins_and_init_twice_are_refused(cluster: Cluster) -> None:
         refused = cluster.swarm("h5", "join", "--token", bad_token, manager, check=False)
         assert refused.returncode == 1 and message in refused.stderr, refused.stderr
         assert "Swarm: inactive" in cluster.lab.exec("h5", "pynode", "info").stdout  # nothing half-made
+    manager_leave = cluster.swarm("h2", "leave", check=False)
+    assert manager_leave.returncode == 1 and "--force" in manager_leave.stderr
     cluster.swarm("h1", "join-token", "--rotate", "worker")
     rotated = cluster.swarm("h5", "join", "--token", token, manager, check=False)
     assert rotated.returncode == 1 and "rotated" in rotated.stderr
@@ -107,6 +109,10 @@ def test_impossible_constraint_leaves_the_task_pending_with_its_reason(cluster: 
     assert "no suitable node" in task["Status"]["Err"]
     assert "no suitable node" in cluster.swarm("h1", "service", "ps", "nowhere").stdout
     cluster.swarm("h1", "service", "rm", "nowhere")
+    cluster.swarm("h1", "service", "create", "--name", "huge", "--reserve-memory", "100T", "busybox", "sleep", "1")
+    task = wait_for(lambda: [t for t in cluster.tasks("h1", "huge") if t["Status"]["Err"]], what="reason")[0]
+    assert task["Status"]["State"] == "pending" and "memory" in task["Status"]["Err"]
+    cluster.swarm("h1", "service", "rm", "huge")
 
 
 def test_global_service_runs_one_task_per_node_including_one_that_joins_later(cluster: Cluster) -> None:
@@ -285,3 +291,5 @@ def test_quorum_lost_then_force_new_cluster_keeps_the_state(cluster: Cluster) ->
     cluster.swarm(survivor, "service", "scale", "ha=2")
     wait_for(lambda: sum(cluster.placement(survivor, "ha").values()) == 2
              and set(cluster.placement(survivor, "ha")) <= {survivor, "h5"}, what="ha on the live nodes")
+    last = cluster.swarm(survivor, "node", "demote", survivor, check=False)
+    assert last.returncode == 1 and "last manager" in last.stderr
