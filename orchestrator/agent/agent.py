@@ -27,7 +27,8 @@ class SessionEnded(Exception):
 
 class Agent:
     def __init__(self, *, paths: SwarmPaths, engine_url: str, node_id: str, hostname: str, addr: str,
-                 managers: list[str], on_reply: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+                 managers: list[str], on_reply: Callable[[dict[str, Any]], Awaitable[None]],
+                 on_removed: Callable[[], None] | None = None) -> None:
         self.paths = paths
         self.node_id = node_id
         self.hostname = hostname
@@ -39,6 +40,7 @@ class Agent:
         self.connected = False
         self._synced = False  # set by the first session reply: until then the agent does not touch containers
         self._on_reply = on_reply
+        self._on_removed = on_removed
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._pending: dict[str, dict[str, Any]] = {}
@@ -90,6 +92,8 @@ class Agent:
                 continue
             if response.status_code == 404:
                 log.warning("session refused: %s", peers.message_of(response))
+                if "was removed" in peers.message_of(response) and self._on_removed is not None:
+                    self._on_removed()
                 await asyncio.sleep(2.0)
                 continue
             if response.status_code != 200:

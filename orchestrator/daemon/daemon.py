@@ -80,6 +80,7 @@ class Daemon:
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._role_change: asyncio.Task[None] | None = None
+        self._removal: asyncio.Task[dict[str, Any]] | None = None
 
     # --- process life ---------------------------------------------------------------------------------
     async def main(self) -> None:
@@ -147,7 +148,7 @@ class Daemon:
             managers = list(state.managers) or [state.control_addr]
             self.agent = Agent(paths=self.paths, engine_url=self.engine_url, node_id=state.node_id,
                                hostname=self.hostname, addr=state.advertise_addr, managers=managers,
-                               on_reply=self._on_session_reply)
+                               on_reply=self._on_session_reply, on_removed=self._on_removed)
             self.agent.start()
         self._write_info()
 
@@ -351,6 +352,12 @@ class Daemon:
             self._wipe()
             asyncio.get_running_loop().call_later(0.3, self._stopping.set)
             return {"node_id": state.node_id}
+
+    def _on_removed(self) -> None:
+        """The managers removed this node (`node rm`): leave, as `pyswarm leave` would."""
+        if self._removal is None:
+            log.warning("this node was removed from the swarm: leaving it")
+            self._removal = asyncio.get_running_loop().create_task(self.leave(force=True))
 
     # --- role changes seen in the session ---------------------------------------------------------------
     async def _on_session_reply(self, reply: dict[str, Any]) -> None:

@@ -102,6 +102,9 @@ def plan_service(service: Service, tasks: Sequence[Task], nodes: Mapping[str, No
                        make_id=make_id)
     _plan_update(target, tasks, nodes, plan, now=now, make_id=make_id)
     _trim_history(tasks, plan, history=history)
+    for task in tasks:  # a removed node reports nothing more: forget its finished tasks
+        if task.node_id is not None and task.node_id not in nodes and not is_live(task) and task.id not in plan.deletes:
+            plan.deletes.append(task.id)
     return plan
 
 

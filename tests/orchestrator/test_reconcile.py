@@ -184,3 +184,12 @@ def test_dockers_service_spec_shape_round_trips() -> None:
     assert from_docker(docker) == spec
     global_spec = dataclasses.replace(spec, mode=ServiceMode.GLOBAL, replicas=0)
     assert from_docker(to_docker(global_spec)) == global_spec
+
+
+def test_tasks_of_a_removed_node_are_replaced_then_forgotten() -> None:
+    svc = service(1)
+    task = running(svc, 1, "gone")
+    plan = plan_service(svc, [task], nodes("a"), now=5.0, make_id=make_id)
+    assert len(plan.creates) == 1 and plan.updates[task.id].desired_state is TaskState.SHUTDOWN
+    later = plan_service(svc, [plan.updates[task.id], *plan.creates], nodes("a"), now=6.0, make_id=make_id)
+    assert later.deletes == [task.id] and not later.creates

@@ -254,6 +254,17 @@ def test_a_worker_leaves_and_is_removed(cluster: Cluster) -> None:
     assert "h4" not in [r[1] for r in _node_ls(cluster, "h1")]
 
 
+def test_a_live_node_removed_with_force_leaves_the_swarm(cluster: Cluster) -> None:
+    refused = cluster.swarm("h1", "node", "rm", "h5", check=False)
+    assert refused.returncode == 1 and "not down" in refused.stderr
+    cluster.swarm("h1", "node", "rm", "--force", "h5")
+    wait_for(lambda: "Swarm: inactive" in cluster.lab.exec("h5", "pynode", "info").stdout, what="h5 left")
+    wait_for(lambda: not cluster.containers("h5"), what="h5's task containers removed")
+    wait_for(lambda: all(t["NodeID"] in cluster.hostnames("h1") or not t["NodeID"]
+                         for t in cluster.api("h1").get("/tasks")),
+             what="h5's tasks forgotten")
+
+
 def test_all_managers_restarting_together_come_back_with_the_same_state(cluster: Cluster) -> None:
     def snapshot() -> tuple[list[str], list[str], list[str]]:
         api = cluster.api("h1")
