@@ -131,7 +131,7 @@ class Applier:
 
     # ---- up ------------------------------------------------------------------------------------
     async def up(self, actions: Sequence[Action], *, services: Collection[str],
-                 observed: Sequence[ObservedContainer] = ()) -> None:
+                 observed: Sequence[ObservedContainer] = (), wait_conditions: bool = True) -> None:
         """Apply an up plan for `services` (the selection the plan was made for); `observed` (what the plan
         was made from) only serves to report the containers left as they were as Running."""
         await self.ensure_images(actions)
@@ -147,7 +147,8 @@ class Applier:
         async with asyncio.TaskGroup() as group:
             for name in services:
                 group.create_task(self._up_service(name, per_service.get(name, []), done=done,
-                                                   untouched=[c.name for c in untouched if c.service == name]))
+                                                   untouched=[c.name for c in untouched if c.service == name],
+                                                   wait_conditions=wait_conditions))
 
     async def ensure_images(self, actions: Sequence[Action]) -> None:
         for image, service in images_needed(self.project, actions).items():
@@ -187,13 +188,15 @@ class Applier:
                 self.secret_paths[(source.kind, source.key)] = str(path)
 
     async def _up_service(self, name: str, actions: list[Action], *, done: Mapping[str, asyncio.Event],
-                          untouched: Sequence[str] = ()) -> None:
+                          untouched: Sequence[str] = (), wait_conditions: bool = True) -> None:
         service = self.project.services[name]
         try:
             for dep, dependency in service.depends_on.items():
                 if dep not in done:
                     continue  # --no-deps, or not selected
                 await done[dep].wait()
+                if not wait_conditions:  # `create`: nothing runs, so no condition can hold
+                    continue
                 try:
                     await self.wait_condition(dep, dependency.condition)
                 except DependencyFailed as exc:
@@ -339,7 +342,10 @@ class Applier:
             return False
         health = (state.get("Health") or {}).get("Status")
         if health is None:
-            raise DependencyFailed(f"container {name} has no healthcheck configured")
+            test = ((info.get("Config") or {}).get("Healthcheck") or {}).get("Test") or []
+            if not test or test[0] == "NONE":
+                raise DependencyFailed(f"container {name} has no healthcheck configured")
+            return False  # started a moment ago: no health status yet
         if health == "healthy":
             return True
         if health == "unhealthy":

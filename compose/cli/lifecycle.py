@@ -127,7 +127,7 @@ async def _converge(
         await applier.ensure_images(actions)
         with make_progress(global_options(ctx).progress, title) as progress:
             applier.progress = progress
-            await applier.up(actions, services=selected, observed=observed)
+            await applier.up(actions, services=selected, observed=observed, wait_conditions=start)
         return applier, selected
     finally:
         backend.close()
@@ -369,7 +369,7 @@ def stop_command(ctx: click.Context, timeout: int | None, services: tuple[str, .
 @click.argument("services", nargs=-1)
 @click.pass_context
 def start_command(ctx: click.Context, services: tuple[str, ...]) -> None:
-    """Start services (their existing containers), dependencies first."""
+    """Start services (their existing containers), each after its dependencies' conditions hold."""
     project = load_from_context(ctx, services=services, from_labels=True)
     _check_services(project, services)
     client = engine_client(ctx)
@@ -380,15 +380,16 @@ def start_command(ctx: click.Context, services: tuple[str, ...]) -> None:
             observed = select_containers(await observe_project(backend, project.name), services)
             if not observed:
                 raise ComposeError("service has no container to start" if services else "no containers to start")
-            levels = dependency_levels(project, sorted({c.service for c in observed if c.service in
-                                                        project.services}))
-            actions = [StartContainer(level=levels.get(c.service, 0), service=c.service, number=c.number,
+            present = sorted({c.service for c in observed if c.service in project.services})
+            levels = dependency_levels(project, present)
+            # level >= 1: per-service tasks that wait for their dependencies' conditions, as up does
+            actions = [StartContainer(level=levels[c.service] + 1, service=c.service, number=c.number,
                                       name=c.name, container_id=c.id)
-                       for c in observed if c.state is not ContainerState.RUNNING]
+                       for c in observed if c.service in levels and c.state is not ContainerState.RUNNING]
             applier = Applier(project, backend)
             with make_progress(global_options(ctx).progress, "Running") as progress:
                 applier.progress = progress
-                await applier.run_levels(actions)
+                await applier.up(actions, services=present)
         finally:
             backend.close()
 

@@ -9,7 +9,7 @@ import pytest
 
 from compose import apply as apply_module
 from compose.apply import Applier, ApplyError, ApplyOptions, DependencyFailed, observe_project, unwrap_group_error
-from compose.model import Project
+from compose.model import DependencyCondition, Project
 from compose.planner import DownOptions, UpOptions, plan_down, plan_up, select_with_dependencies
 from tests.compose.conftest import LoadFn, WriteFn
 from tests.compose.fakes import FakeBackend
@@ -229,3 +229,25 @@ def test_down_goes_dependents_first_and_removes_resources_last(app: Project) -> 
     assert backend.index("remove", "myapp-web-1") < backend.index("stop", "myapp-api-1")
     assert backend.index("remove", "myapp-api-1") < backend.index("stop", "myapp-db-1")
     assert backend.index("remove", "myapp-db-1") < backend.index("remove_network", "myapp_default")
+
+
+def test_create_only_does_not_wait_for_conditions(app: Project) -> None:
+    backend = FakeBackend(health={"db": ["starting"]})
+
+    async def go() -> None:
+        actions = [a for a in plan_up(app, observed=[]) if type(a).__name__ != "StartContainer"]
+        applier = Applier(app, backend)
+        await asyncio.wait_for(applier.up(actions, services=sorted(app.services), wait_conditions=False), 5)
+
+    asyncio.run(go())
+    assert {c.state for c in backend.containers.values()} == {"created"}
+    assert len(backend.containers) == 5
+
+
+def test_a_healthcheck_not_yet_reported_is_pending(app: Project) -> None:
+    applier = Applier(app, FakeBackend())
+    info = {"Name": "/myapp-db-1", "State": {"Status": "running"},
+            "Config": {"Healthcheck": {"Test": ["CMD", "true"]}}}
+    assert applier._meets(info, DependencyCondition.HEALTHY, "db") is False
+    with pytest.raises(DependencyFailed, match="no healthcheck configured"):
+        applier._meets({**info, "Config": {}}, DependencyCondition.HEALTHY, "db")
