@@ -120,6 +120,14 @@ class EndpointMode(enum.StrEnum):
     DNSRR = "dnsrr"
 
 
+class DependencyCondition(enum.StrEnum):
+    """Compose's `depends_on` conditions, which the cluster honours across hosts."""
+
+    STARTED = "service_started"
+    HEALTHY = "service_healthy"
+    COMPLETED_SUCCESSFULLY = "service_completed_successfully"
+
+
 # --- building blocks ---------------------------------------------------------------------------
 
 
@@ -155,6 +163,22 @@ class HealthConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FileReference:
+    """A task's use of a secret or config: the object (by id and name) and the file it becomes.
+
+    `target` is a file name under /run/secrets (secrets) or an absolute path (configs; default /<name>).
+    `digest` is the sha256 of the content: a new version of the secret changes the spec, so its tasks roll."""
+
+    id: str = ""
+    name: str
+    target: str
+    uid: str = "0"
+    gid: str = "0"
+    mode: int = 0o444
+    digest: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ContainerSpec:
     image: str
     command: tuple[str, ...] = ()
@@ -167,6 +191,8 @@ class ContainerSpec:
     workdir: str = ""
     stop_grace_period: float = 10.0
     healthcheck: HealthConfig | None = None
+    secrets: tuple[FileReference, ...] = ()
+    configs: tuple[FileReference, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -199,12 +225,21 @@ class PortConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class NetworkAttachmentConfig:
+    """A service's use of a network: the network (its id once stored; a name is accepted on create) and the
+    extra names the service answers to there."""
+
+    target: str
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TaskSpec:
     container: ContainerSpec
     resources: ResourceRequirements = field(default_factory=ResourceRequirements)
     restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
     placement: Placement = field(default_factory=Placement)
-    networks: tuple[str, ...] = ()
+    networks: tuple[NetworkAttachmentConfig, ...] = ()
     force_update: int = 0
 
 
@@ -225,6 +260,14 @@ class EndpointSpec:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceDependency:
+    """Compose's `depends_on` entry: this service's tasks start only once `service` meets `condition`."""
+
+    service: str  # the other service's name
+    condition: DependencyCondition = DependencyCondition.STARTED
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ServiceSpec:
     name: str
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -234,6 +277,7 @@ class ServiceSpec:
     update_config: UpdateConfig = field(default_factory=UpdateConfig)
     rollback_config: UpdateConfig = field(default_factory=UpdateConfig)
     endpoint: EndpointSpec = field(default_factory=EndpointSpec)
+    depends_on: tuple[ServiceDependency, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -246,8 +290,20 @@ class TaskStatus:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NetworkAttachment:
+    """An address on a network (CIDR form, "10.0.1.5/24"), as the allocator gave it to a task or a VIP."""
+
     network_id: str
     addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Endpoint:
+    """What the allocator decided for a service: its published ports (ingress ports without a published
+    port get one from 30000-32767) and a VIP on each of its networks (endpoint mode vip)."""
+
+    ports: tuple[PortConfig, ...] = ()
+    virtual_ips: tuple[NetworkAttachment, ...] = ()
+    spec_version: str = ""  # digest of the endpoint spec and networks this was allocated for
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -288,9 +344,18 @@ class NetworkSpec:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SecretSpec:
+    """A secret's or config's spec. `data` is the plain content in requests only: the store holds it
+    sealed (see Secret.sealed), never in the clear."""
+
     name: str
     labels: Mapping[str, str] = field(default_factory=dict)
     data: bytes = b""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StackSpec:
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 # --- stored objects ----------------------------------------------------------------------------
@@ -340,6 +405,7 @@ class Service:
     spec: ServiceSpec
     previous_spec: ServiceSpec | None = None
     update_status: UpdateStatus | None = None
+    endpoint: Endpoint | None = None  # None until the allocator has run for the current spec
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -362,20 +428,32 @@ class Task:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Network:
+    """An overlay network: the allocator's VNI, subnet and gateway, and (ingress) each node's own address."""
+
     id: str
     version: int = 0
     spec: NetworkSpec
     vni: int = 0
+    subnet: str = ""
+    gateway: str = ""
+    node_addresses: Mapping[str, str] = field(default_factory=dict)  # node id -> address (the ingress network)
     driver_state: Mapping[str, str] = field(default_factory=dict)
     created_at: float = 0.0
+    updated_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Secret:
+    """`spec.data` is empty here: the content is in `sealed` (AES-GCM under the managers' key, see
+    orchestrator/security/sealing.py); `digest` is the sha256 of the plain content."""
+
     id: str
     version: int = 0
     spec: SecretSpec
+    sealed: bytes = b""
+    digest: str = ""
     created_at: float = 0.0
+    updated_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -383,10 +461,29 @@ class Config:
     id: str
     version: int = 0
     spec: SecretSpec
+    sealed: bytes = b""
+    digest: str = ""
     created_at: float = 0.0
+    updated_at: float = 0.0
 
 
-StoredObject = Cluster | Node | Service | Task | Network | Secret | Config
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stack:
+    """A deployed compose file: what `stack deploy` made, by name (the objects carry the namespace label
+    com.docker.stack.namespace too)."""
+
+    id: str
+    version: int = 0
+    spec: StackSpec
+    services: tuple[str, ...] = ()
+    networks: tuple[str, ...] = ()
+    secrets: tuple[str, ...] = ()
+    configs: tuple[str, ...] = ()
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+StoredObject = Cluster | Node | Service | Task | Network | Secret | Config | Stack
 
 
 # --- JSON-able codec ---------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from orchestrator.model import (
     Node,
     Secret,
     Service,
+    Stack,
     StoredObject,
     Task,
     from_dict,
@@ -51,6 +52,7 @@ class ObjectKind(enum.StrEnum):
     NETWORK = "network"
     SECRET = "secret"
     CONFIG = "config"
+    STACK = "stack"
 
 
 KIND_TYPES: dict[ObjectKind, type[Any]] = {
@@ -61,6 +63,7 @@ KIND_TYPES: dict[ObjectKind, type[Any]] = {
     ObjectKind.NETWORK: Network,
     ObjectKind.SECRET: Secret,
     ObjectKind.CONFIG: Config,
+    ObjectKind.STACK: Stack,
 }
 TYPE_KINDS: dict[type[Any], ObjectKind] = {cls: kind for kind, cls in KIND_TYPES.items()}
 
@@ -330,7 +333,7 @@ class StateMachine:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-_NAMED_TYPES = (Service, Network, Secret, Config)
+_NAMED_TYPES = (Service, Network, Secret, Config, Stack)
 
 
 def unique_name(obj: Any) -> str | None:
