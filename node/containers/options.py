@@ -2,15 +2,26 @@
 
 Nothing here touches the kernel or the disk; the service passes observations (image config, whether a
 path exists) in.
+
+Besides Docker's HostConfig fields, create takes our extension `HostConfig.Files` (what the cluster
+agent gives a task's secrets and configs): a list of
+`{"Target": "/run/secrets/db_password", "Data": "<base64>", "UID": "0", "GID": "0", "Mode": 292}` —
+Target absolute (no `..`, not `/`, each once, not another mount's target), Data base64 (at most 1 MiB a
+file, 16 MiB in all), UID/GID numeric strings or numbers (default "0"), Mode a number 0..0o7777 (default 0o444;
+JSON has no octal: 292 is 0o444). The files live on a tmpfs of the container and are bound read-only at
+their targets (node.runtime.memfiles); the stored HostConfig keeps Target/UID/GID/Mode, never Data.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from node.errors import InvalidArgument
+from node.runtime.memfiles import MAX_FILE_BYTES, MAX_TOTAL_BYTES, MemoryFile
 from node.runtime.spec import apply_cap_changes, normalize_cap
 
 NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -113,6 +124,88 @@ def collect_mounts(host_config: dict[str, Any], image_volumes: dict[str, Any] | 
     implicit = [MountSpec(type="volume", target=t.rstrip("/") or "/") for t in (image_volumes or {})
                 if (t.rstrip("/") or "/") not in targets]
     return implicit + explicit
+
+
+_FILE_FIELDS = ("Target", "Data", "UID", "GID", "Mode")
+_MAX_ID = 2**32 - 2
+
+
+def parse_files(raw: Any, *, mount_targets: list[str]) -> tuple[MemoryFile, ...]:
+    """HostConfig.Files -> the files to place, in order; InvalidArgument names `HostConfig.Files[i].<field>`."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise InvalidArgument("HostConfig.Files: must be a list of {Target, Data, UID, GID, Mode}")
+    files: list[MemoryFile] = []
+    total = 0
+    for index, entry in enumerate(raw):
+        f = _parse_file(entry, f"HostConfig.Files[{index}]")
+        if any(f.target == other.target for other in files):
+            raise InvalidArgument(f"HostConfig.Files[{index}].Target: {f.target} is given twice")
+        if f.target in mount_targets:
+            raise InvalidArgument(f"HostConfig.Files[{index}].Target: {f.target} is also the target of a mount")
+        total += len(f.data)
+        if total > MAX_TOTAL_BYTES:
+            raise InvalidArgument(f"HostConfig.Files[{index}].Data: the files hold more than {MAX_TOTAL_BYTES} "
+                                  "bytes in all")
+        files.append(f)
+    return tuple(files)
+
+
+def files_view(files: tuple[MemoryFile, ...]) -> list[dict[str, Any]]:
+    """What HostConfig.Files keeps (config.v2.json, inspect): everything but the content."""
+    return [{"Target": f.target, "UID": str(f.uid), "GID": str(f.gid), "Mode": f.mode} for f in files]
+
+
+def _parse_file(entry: Any, where: str) -> MemoryFile:
+    if not isinstance(entry, dict):
+        raise InvalidArgument(f"{where}: must be an object with Target, Data, UID, GID, Mode")
+    unknown = next((k for k in entry if k not in _FILE_FIELDS), None)
+    if unknown is not None:
+        raise InvalidArgument(f"{where}.{unknown}: unknown field (known: {', '.join(_FILE_FIELDS)})")
+    return MemoryFile(target=_file_target(entry.get("Target"), f"{where}.Target"),
+                      data=_file_data(entry.get("Data"), f"{where}.Data"),
+                      uid=_file_id(entry.get("UID", "0"), f"{where}.UID"),
+                      gid=_file_id(entry.get("GID", "0"), f"{where}.GID"),
+                      mode=_file_mode(entry.get("Mode", 0o444), f"{where}.Mode"))
+
+
+def _file_target(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.startswith("/") or "\0" in value:
+        raise InvalidArgument(f"{where}: must be an absolute path, got {value!r:.60}")
+    parts = [p for p in value.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise InvalidArgument(f"{where}: must not contain '..' ({value})")
+    if not parts:
+        raise InvalidArgument(f"{where}: must not be /")
+    return "/" + "/".join(parts)
+
+
+def _file_data(value: Any, where: str) -> bytes:
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{where}: must be a base64 string")
+    if len(value) > (MAX_FILE_BYTES + 2) // 3 * 4 + 4:  # refuse before decoding what is plainly too big
+        raise InvalidArgument(f"{where}: more than {MAX_FILE_BYTES} bytes")
+    try:
+        data = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidArgument(f"{where}: not valid base64") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidArgument(f"{where}: more than {MAX_FILE_BYTES} bytes")
+    return data
+
+
+def _file_id(value: Any, where: str) -> int:
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not text.isascii() or not text.isdigit() or int(text) > _MAX_ID:
+        raise InvalidArgument(f"{where}: must be a numeric id (a string such as \"1000\"), got {value!r:.60}")
+    return int(text)
+
+
+def _file_mode(value: Any, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0o7777:
+        raise InvalidArgument(f"{where}: must be a number from 0 to 4095 (0o7777), got {value!r:.60}")
+    return value
 
 
 def validate_restart(policy: dict[str, Any] | None, *, auto_remove: bool) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The container lifecycle: create, start, stop, kill, pause, remove, wait, logs; restart policy, health,
 and re-adoption of containers that kept running under conmon while no daemon ran.
 
-Kernel work goes through node.runtime (conmon, crun/runc, cgroups) and the image store's overlay driver.
+Kernel work goes through node.runtime (conmon, crun/runc, cgroups, the tmpfs of HostConfig.Files) and the
+image store's overlay driver.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from node.errors import Conflict, EngineFailure, InvalidArgument, NodeError, Not
 from node.events import EventBus
 from node.fsutil import read_json, write_json_atomic
 from node.network import ports
-from node.runtime import console, oci
+from node.runtime import console, memfiles, oci
 from node.runtime.cgroups import Cgroups, detect_layout
 from node.runtime.spec import BundleRequest, MountRequest, build_spec
 from node.volumes.service import VolumeService
@@ -74,6 +75,7 @@ class ContainerService:
         self.net = ContainerNetworking(networks) if networks is not None else None
         self.root = config.data_root / "containers"
         self.root.mkdir(parents=True, exist_ok=True, mode=0o710)
+        self.files = memfiles.MemoryFiles(self.root)
         self.exit_dir = config.exec_root / "exits"
         self.socket_dir = config.exec_root / "s"
         for d in (self.exit_dir, self.socket_dir):
@@ -108,8 +110,9 @@ class ContainerService:
     async def start(self) -> None:
         for bundle in sorted(self.root.iterdir()):
             record = read_json(bundle / "config.v2.json")
-            if not record:
-                shutil.rmtree(bundle, ignore_errors=True)  # a create that died half-way
+            if not record:  # a create (or a remove) that died half-way
+                self._remove_files(bundle.name)
+                shutil.rmtree(bundle, ignore_errors=True)
                 continue
             c = from_record(record)
             self.containers[c.id] = c
@@ -183,6 +186,16 @@ class ContainerService:
     def bundle(self, cid: str) -> Path:
         return self.root / cid
 
+    def files_dir(self, cid: str) -> Path:
+        """The tmpfs of HostConfig.Files (node.runtime.memfiles)."""
+        return self.bundle(cid) / memfiles.FILES_DIR
+
+    def _remove_files(self, cid: str) -> None:
+        try:
+            self.files.remove(self.files_dir(cid))
+        except (NodeError, OSError) as exc:
+            log.error("removing the files tmpfs of %s: %s", cid[:12], exc)
+
     def _lock(self, cid: str) -> asyncio.Lock:
         return self._locks.setdefault(cid, asyncio.Lock())
 
@@ -220,6 +233,9 @@ class ContainerService:
             if m.type == "bind" and not os.path.exists(m.source):
                 raise InvalidArgument(f"invalid mount config for type \"bind\": bind source path does not exist: "
                                       f"{m.source}")
+        files = opt.parse_files(host_config.get("Files"), mount_targets=[m.target for m in mounts])
+        if "Files" in host_config:
+            host_config["Files"] = opt.files_view(files)  # the content is kept on the tmpfs only
         cid = secrets.token_hex(32)
         name = name or _random_name(self._names)
         self._names[name] = cid
@@ -227,6 +243,8 @@ class ContainerService:
         made_volumes: list[str] = []
         try:
             bundle.mkdir(mode=0o710)
+            if files:
+                self.files.place(self.files_dir(cid), files)
             self.images.driver.create_rw_layer(cid, image)
             mount_points = self._prepare_mounts(mounts, made_volumes)
             command = opt.command_of(config)
@@ -249,6 +267,7 @@ class ContainerService:
             for vol in made_volumes:
                 with contextlib.suppress(NodeError):
                     self.volumes.remove(vol, force=True)
+            self._remove_files(cid)
             shutil.rmtree(bundle, ignore_errors=True)
             raise
         self._publish(c, "create")
@@ -396,9 +415,11 @@ class ContainerService:
     def _bundle_request(self, c: Container, rootfs: Path, netns: str | None) -> BundleRequest:
         hc_ = c.host_config
         args = [c.path, *c.args]
+        files = self._file_mounts(c)
+        placed = {m.destination for m in files}
         mounts = [MountRequest(destination=d, source=str(self.bundle(c.id) / f), options=("rbind", "rprivate"))
                   for d, f in (("/etc/hostname", "hostname"), ("/etc/hosts", "hosts"),
-                               ("/etc/resolv.conf", "resolv.conf"))]
+                               ("/etc/resolv.conf", "resolv.conf")) if d not in placed]
         mounts += [self._mount_request(m) for m in c.mounts]
         if hc_.get("Init"):
             init = next((p for p in map(shutil.which, INIT_BINARIES) if p), None)
@@ -406,6 +427,7 @@ class ContainerService:
                 raise EngineFailure("--init: no catatonit or tini found on the host")
             mounts.append(MountRequest(destination="/dev/init", source=init, options=("bind", "ro")))
             args = ["/dev/init", "--", *args]
+        mounts += files  # last: a file may sit inside a volume or a tmpfs mounted above
         uid, gid, groups = _resolve_user(rootfs, str(c.config.get("User") or ""))
         nano = int(hc_.get("NanoCpus") or 0)
         return BundleRequest(
@@ -419,6 +441,16 @@ class ContainerService:
             pids_limit=max(int(hc_.get("PidsLimit") or 0), 0), netns=netns, cgroups_path=c.cgroups_path,
             sysctls=dict(hc_.get("Sysctls") or {}),
         )
+
+    def _file_mounts(self, c: Container) -> list[MountRequest]:
+        targets = [str(f["Target"]) for f in c.host_config.get("Files") or []]
+        if not targets:
+            return []
+        directory = self.files_dir(c.id)
+        if not self.files.is_mounted(directory):
+            raise EngineFailure(f"the files of container {c.name} (HostConfig.Files) were held in memory and are "
+                                "gone (did the host restart?): create the container again")
+        return memfiles.mount_requests(directory, targets)
 
     @staticmethod
     def _mount_request(m: dict[str, Any]) -> MountRequest:
@@ -640,6 +672,7 @@ class ContainerService:
             await self._cleanup_process(c)
             with contextlib.suppress(NodeError):
                 self.images.driver.remove_rw_layer(c.id)
+            self.files.remove(self.files_dir(c.id))  # a failure leaves the container (removing) for a retry
             self.containers.pop(c.id, None)
             self._names.pop(c.name, None)
             shutil.rmtree(self.bundle(c.id), ignore_errors=True)
