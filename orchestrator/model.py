@@ -149,6 +149,8 @@ class Mount:
     source: str = ""
     target: str
     read_only: bool = False
+    tmpfs_size_bytes: int = 0  # tmpfs only: 0 is the engine's default (no limit)
+    tmpfs_mode: int = 0  # tmpfs only: the file mode of its root; 0 is the engine's default (1777)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -193,6 +195,7 @@ class ContainerSpec:
     healthcheck: HealthConfig | None = None
     secrets: tuple[FileReference, ...] = ()
     configs: tuple[FileReference, ...] = ()
+    read_only: bool = False  # the root filesystem (compose's read_only, Docker's ReadonlyRootfs)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
