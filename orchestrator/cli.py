@@ -7,6 +7,7 @@ import sys
 import click
 
 from node.errors import NodeError
+from orchestrator.commands import network as network_commands
 from orchestrator.commands import node as node_commands
 from orchestrator.commands import service as service_commands
 from orchestrator.commands import swarm as swarm_commands
@@ -39,6 +40,9 @@ cli.add_command(swarm_commands.leave)
 cli.add_command(swarm_commands.daemon)
 cli.add_command(node_commands.node)
 cli.add_command(service_commands.service)
+cli.add_command(network_commands.network)
+cli.add_command(network_commands.secret)
+cli.add_command(network_commands.config)
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from orchestrator.agent.executor import Assignment, Executor, assignments_from
+from orchestrator.agent.executor import Executor, Work, work_from
 from orchestrator.daemon import peers
 from orchestrator.daemon.localstate import SwarmPaths
 
@@ -35,8 +35,8 @@ class Agent:
         self.addr = addr
         self.managers = list(managers)
         self.current: str | None = None
-        self.executor = Executor(engine_url, node_id)
-        self.assignments: list[Assignment] = []
+        self.executor = Executor(engine_url, node_id, local_ip=addr)
+        self.work = Work()
         self.connected = False
         self._synced = False  # set by the first session reply: until then the agent does not touch containers
         self._on_reply = on_reply
@@ -105,7 +105,7 @@ class Agent:
             self.current = target
             self.connected = True
             if reply["digest"] != known or not self._synced:
-                self.assignments = assignments_from(reply)
+                self.work = work_from(reply)
                 self._synced = True
                 known = reply["digest"]
                 self._wake.set()
@@ -120,7 +120,7 @@ class Agent:
             if not self._synced:  # no assignments known yet: an empty list would remove every task's container
                 continue
             try:
-                reports = await asyncio.to_thread(self.executor.reconcile, list(self.assignments))
+                reports = await asyncio.to_thread(self.executor.reconcile, self.work)
             except Exception as exc:  # noqa: BLE001 - the engine may be restarting; try again
                 log.warning("reconciling tasks failed: %s", exc)
                 continue

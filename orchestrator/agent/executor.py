@@ -1,7 +1,10 @@
 """Running assigned tasks on the local engine, through its API (the engine knows nothing of tasks).
 
 `plan_task` is the pure decision for one task given its container (or none); `Executor` observes
-the engine, applies the decisions and returns the status reports for the dispatcher.
+the engine, programs the overlay networks the tasks use (networks.py), applies the decisions and returns
+the status reports for the dispatcher. A task container joins its overlays with the addresses the
+allocator gave it, and gets its secrets and configs as in-memory files (the engine's HostConfig.Files:
+secrets under /run/secrets, configs at their target path).
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from node.client import EngineClient
 from node.errors import NodeError, NotFound
-from orchestrator.model import MountType, PublishMode, Task, TaskState
+from orchestrator.agent.networks import NetworkProgrammer
+from orchestrator.model import FileReference, Mount, MountType, PublishMode, Task, TaskState
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +32,8 @@ LABEL_SERVICE_ID = "com.docker.swarm.service.id"
 LABEL_SERVICE_NAME = "com.docker.swarm.service.name"
 LABEL_NODE_ID = "com.docker.swarm.node.id"
 RESEND_AFTER = 3.0
+SECRETS_DIR = "/run/secrets"
+ImageSource = Callable[[EngineClient, str], None]  # makes an image present on the engine, or raises NodeError
 
 
 class Action(enum.Enum):
@@ -57,6 +63,19 @@ class Decision:
 class Assignment:
     task: Task
     service_name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Work:
+    """One session reply: the node's tasks, the networks they use, their secrets' and configs' content."""
+
+    assignments: tuple[Assignment, ...] = ()
+    networks: tuple[Mapping[str, Any], ...] = ()
+    secrets: Mapping[str, str] = field(default_factory=dict)  # id -> base64 content
+    configs: Mapping[str, str] = field(default_factory=dict)
+
+    def network_names(self) -> dict[str, str]:
+        return {str(n["id"]): str(n["name"]) for n in self.networks}
 
 
 def plan_task(task: Task, container: Container | None) -> Decision:
@@ -99,7 +118,51 @@ def container_name(assignment: Assignment) -> str:
     return f"{assignment.service_name or 'task'}.{task.slot if task.slot else task.node_id}.{task.id}"
 
 
-def create_body(assignment: Assignment, node_id: str) -> dict[str, Any]:
+def file_target(ref: FileReference, *, secret: bool) -> str:
+    """Where a secret or config lands: a secret's plain name goes under /run/secrets; configs are absolute
+    (a relative config target is taken from /, as Docker does)."""
+    if ref.target.startswith("/"):
+        return ref.target
+    return f"{SECRETS_DIR}/{ref.target}" if secret else f"/{ref.target}"
+
+
+def files_of(task: Task, work: Work) -> tuple[list[dict[str, Any]], str]:
+    """The task's HostConfig.Files, or ([], why) when some content did not come with the assignment."""
+    files = []
+    container = task.spec.container
+    for refs, contents, secret in ((container.secrets, work.secrets, True), (container.configs, work.configs, False)):
+        for ref in refs:
+            data = contents.get(ref.id)
+            if data is None:
+                return [], f"{'secret' if secret else 'config'} {ref.name} not found"
+            files.append({"Target": file_target(ref, secret=secret), "Data": data, "UID": ref.uid or "0",
+                          "GID": ref.gid or "0", "Mode": ref.mode})
+    return files, ""
+
+
+def networking_of(task: Task, names: Mapping[str, str]) -> tuple[dict[str, Any], str]:
+    """EndpointsConfig for the task's overlay addresses (by network name), or ({}, why) when a network is unknown."""
+    endpoints: dict[str, Any] = {}
+    for attachment in task.networks:
+        name = names.get(attachment.network_id)
+        if name is None:
+            return {}, f"network {attachment.network_id} is not known on this node yet"
+        address = attachment.addresses[0].split("/")[0] if attachment.addresses else ""
+        endpoints[name] = {"IPAMConfig": {"IPv4Address": address} if address else None}
+    return endpoints, ""
+
+
+def mount_body(mount: Mount) -> dict[str, Any]:
+    body: dict[str, Any] = {"Type": mount.type.value, "Source": mount.source, "Target": mount.target,
+                            "ReadOnly": mount.read_only}
+    if mount.type is MountType.TMPFS and (mount.tmpfs_size_bytes or mount.tmpfs_mode):
+        body["TmpfsOptions"] = {k: v for k, v in (("SizeBytes", mount.tmpfs_size_bytes),
+                                                  ("Mode", mount.tmpfs_mode)) if v}
+    return body
+
+
+def create_body(assignment: Assignment, node_id: str, *, endpoints: Mapping[str, Any] | None = None,
+                files: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """The engine's create request (Docker's shape) for a task."""
     task, spec = assignment.task, assignment.task.spec.container
     labels = {**spec.labels, LABEL_TASK_ID: task.id, LABEL_TASK_NAME: container_name(assignment),
@@ -118,12 +181,18 @@ def create_body(assignment: Assignment, node_id: str) -> dict[str, Any]:
             bindings.setdefault(key, []).append({"HostPort": str(port.published_port or "")})
     if bindings:
         host_config["PortBindings"] = bindings
-    mounts = [{"Type": m.type.value, "Source": m.source, "Target": m.target, "ReadOnly": m.read_only}
-              for m in spec.mounts if m.type in (MountType.BIND, MountType.VOLUME, MountType.TMPFS)]
+    mounts = [mount_body(m) for m in spec.mounts if m.type in (MountType.BIND, MountType.VOLUME, MountType.TMPFS)]
     if mounts:
         host_config["Mounts"] = mounts
+    if spec.read_only:
+        host_config["ReadonlyRootfs"] = True
+    if files:
+        host_config["Files"] = [dict(f) for f in files]
     body: dict[str, Any] = {"Image": spec.image, "Env": list(spec.env), "Labels": labels, "HostConfig": host_config,
                             "StopTimeout": int(spec.stop_grace_period)}
+    if endpoints:
+        host_config["NetworkMode"] = next(iter(endpoints))
+        body["NetworkingConfig"] = {"EndpointsConfig": dict(endpoints)}
     if spec.healthcheck is not None:
         check = spec.healthcheck
         body["Healthcheck"] = {"Test": list(check.test), "Interval": int(check.interval * 1e9),
@@ -142,10 +211,13 @@ def create_body(assignment: Assignment, node_id: str) -> dict[str, Any]:
 class Executor:
     """Blocking: run it in a worker thread."""
 
-    def __init__(self, engine_url: str, node_id: str, *, parallel: int = 8) -> None:
+    def __init__(self, engine_url: str, node_id: str, *, local_ip: str = "", parallel: int = 8,
+                 image_source: ImageSource | None = None) -> None:
         self.engine_url = engine_url
         self.node_id = node_id
         self.parallel = parallel
+        self.networks = NetworkProgrammer(local_ip=local_ip)
+        self.image_source = image_source
         self._sent: dict[str, tuple[TaskState, float]] = {}
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="executor")
@@ -171,19 +243,26 @@ class Executor:
                                        health=health_of(str(item.get("Status", ""))))
         return found
 
-    def reconcile(self, assignments: Sequence[Assignment]) -> list[dict[str, Any]]:
+    def reconcile(self, work: Work | Sequence[Assignment]) -> list[dict[str, Any]]:
         """Bring the engine in line with the assignments; return status reports to send.
 
-        Starts and removals run `parallel` at a time: each waits on the engine (mounts, the runtime)."""
+        Networks, peers and service records go first (a task leaving a VIP's backends leaves its map before
+        its container stops); starts and removals then run `parallel` at a time (each waits on the engine:
+        mounts, the runtime); networks no task uses any more go last."""
+        if not isinstance(work, Work):
+            work = Work(assignments=tuple(work))
         with EngineClient(self.engine_url, timeout=60) as client:
+            self.networks.sync(client, work.networks)
             containers = self.containers(client)
-        wanted = {a.task.id for a in assignments}
+        wanted = {a.task.id for a in work.assignments}
         jobs: list[Callable[[EngineClient], dict[str, Any] | None]] = [
             functools.partial(self._remove_job, container) for task_id, container in containers.items()
             if task_id not in wanted]
-        jobs += [functools.partial(self._apply, assignment=a, container=containers.get(a.task.id))
-                 for a in assignments]
+        jobs += [functools.partial(self._apply, assignment=a, container=containers.get(a.task.id), work=work)
+                 for a in work.assignments]
         results = list(self._pool.map(self._run_job, jobs))
+        with EngineClient(self.engine_url, timeout=60) as client:
+            self.networks.remove_unused(client, work.networks)
         return [r for r in results if r is not None]
 
     def _run_job(self, job: Callable[[EngineClient], dict[str, Any] | None]) -> dict[str, Any] | None:
@@ -196,16 +275,18 @@ class Executor:
         self._remove(client, container)
 
     def remove_all(self) -> None:
+        """Every task container and overlay network of this node (it left the swarm)."""
         with EngineClient(self.engine_url, timeout=60) as client:
             for container in self.containers(client).values():
                 self._remove(client, container)
+            self.networks.remove_unused(client, [])
 
-    def _apply(self, client: EngineClient, *, assignment: Assignment,
-               container: Container | None) -> dict[str, Any] | None:
+    def _apply(self, client: EngineClient, *, assignment: Assignment, container: Container | None,
+               work: Work) -> dict[str, Any] | None:
         task = assignment.task
         decision = plan_task(task, container)
         if decision.action is Action.START:
-            decision = self._start(client, assignment, container)
+            decision = self._start(client, assignment, container, work)
             if decision.observed is TaskState.RUNNING and task.spec.container.healthcheck is not None:
                 decision = Decision(action=Action.NONE, observed=TaskState.STARTING, message="starting")
         elif decision.action is Action.REMOVE and container is not None:
@@ -220,12 +301,14 @@ class Executor:
         self._sent[task.id] = (observed, now)
         return {"task_id": task.id, "state": observed.name.lower(), "message": decision.message, "err": decision.err}
 
-    def _start(self, client: EngineClient, assignment: Assignment, container: Container | None) -> Decision:
+    def _start(self, client: EngineClient, assignment: Assignment, container: Container | None, work: Work) -> Decision:
         task = assignment.task
         try:
             if container is None:
-                created = client.post("/containers/create", params={"name": container_name(assignment)},
-                                      json=create_body(assignment, self.node_id))
+                body = self._create_body(client, assignment, work)
+                if isinstance(body, Decision):
+                    return body
+                created = client.post("/containers/create", params={"name": container_name(assignment)}, json=body)
                 container_id = created["Id"]
             else:
                 container_id = container.id
@@ -237,6 +320,22 @@ class Executor:
             return Decision(action=Action.NONE, observed=TaskState.FAILED, message="start failed", err=str(exc))
         log.info("task %s started in container %s", task.id, container_id[:12])
         return Decision(action=Action.NONE, observed=TaskState.RUNNING, message="started")
+
+    def _create_body(self, client: EngineClient, assignment: Assignment, work: Work) -> dict[str, Any] | Decision:
+        """The create request, or the decision when the task can't be created (yet)."""
+        task = assignment.task
+        failed = [self.networks.failed[a.network_id] for a in task.networks if a.network_id in self.networks.failed]
+        if failed:
+            return Decision(action=Action.NONE, observed=TaskState.REJECTED, message="network failed", err=failed[0])
+        endpoints, missing = networking_of(task, work.network_names())
+        if missing:
+            return Decision(action=Action.NONE, message=missing)  # the next session reply brings it
+        files, lost = files_of(task, work)
+        if lost:
+            return Decision(action=Action.NONE, observed=TaskState.REJECTED, message="secret missing", err=lost)
+        if self.image_source is not None:
+            self.image_source(client, task.spec.container.image)
+        return create_body(assignment, self.node_id, endpoints=endpoints, files=files)
 
     def _remove(self, client: EngineClient, container: Container) -> None:
         try:
@@ -274,3 +373,8 @@ def assignments_from(reply: Mapping[str, Any]) -> list[Assignment]:
 
     return [Assignment(task=from_dict(Task, item["task"]), service_name=str(item.get("service_name", "")))
             for item in reply.get("tasks", [])]
+
+
+def work_from(reply: Mapping[str, Any]) -> Work:
+    return Work(assignments=tuple(assignments_from(reply)), networks=tuple(reply.get("networks") or ()),
+                secrets=dict(reply.get("secrets") or {}), configs=dict(reply.get("configs") or {}))

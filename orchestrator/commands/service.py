@@ -21,11 +21,14 @@ from orchestrator.commands.common import (
 )
 from orchestrator.model import (
     ContainerSpec,
+    EndpointMode,
     EndpointSpec,
     FailureAction,
+    FileReference,
     HealthConfig,
     Mount,
     MountType,
+    NetworkAttachmentConfig,
     PlacementPreference,
     PortConfig,
     PortProtocol,
@@ -76,6 +79,41 @@ def parse_mount(text: str) -> Mount:
                      read_only="readonly" in fields or fields.get("ro") in ("", "true", "1"))
     except ValueError:
         raise click.BadParameter(f"invalid mount type {kind!r}: use bind, volume or tmpfs") from None
+
+
+def parse_network(text: str) -> NetworkAttachmentConfig:
+    """`NAME` or `name=NAME,alias=A[,alias=B]` (Docker's --network)."""
+    if "=" not in text:
+        return NetworkAttachmentConfig(target=text)
+    target, aliases = "", []
+    for item in text.split(","):
+        key, _, value = item.partition("=")
+        if key in ("name", "target"):
+            target = value
+        elif key == "alias":
+            aliases.append(value)
+        else:
+            raise click.BadParameter(f"invalid network {text!r}: use name=NETWORK,alias=ALIAS")
+    if not target:
+        raise click.BadParameter(f"invalid network {text!r}: the name is missing")
+    return NetworkAttachmentConfig(target=target, aliases=tuple(aliases))
+
+
+def parse_file_ref(text: str, *, what: str) -> FileReference:
+    """`NAME` or `source=NAME,target=PATH,uid=0,gid=0,mode=0444` (Docker's --secret / --config)."""
+    if "=" not in text:
+        return FileReference(name=text, target=text if what == "secret" else f"/{text}")
+    fields = key_values(tuple(text.split(",")), f"{what} option")
+    unknown = set(fields) - {"source", "src", "target", "uid", "gid", "mode"}
+    name = fields.get("source") or fields.get("src") or ""
+    if unknown or not name:
+        raise click.BadParameter(f"invalid {what} {text!r}: use source=NAME,target=PATH,uid=,gid=,mode=")
+    target = fields.get("target") or (name if what == "secret" else f"/{name}")
+    try:
+        mode = int(fields.get("mode", "0444"), 8)
+    except ValueError:
+        raise click.BadParameter(f"invalid {what} mode {fields['mode']!r}: an octal mode such as 0440") from None
+    return FileReference(name=name, target=target, uid=fields.get("uid", "0"), gid=fields.get("gid", "0"), mode=mode)
 
 
 def _spec_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -196,12 +234,17 @@ def apply_options(spec: ServiceSpec, opts: dict[str, Any]) -> ServiceSpec:  # no
 @click.option("--replicas", type=int, help="Number of tasks.")
 @click.option("--mode", type=click.Choice(["replicated", "global"]), default="replicated", show_default=True)
 @click.option("-e", "--env", multiple=True, help="Set environment variables.")
+@click.option("--network", "networks", multiple=True, help="Attach to a network (NAME or name=NAME,alias=A).")
+@click.option("--secret", "secrets_", multiple=True, help="A secret (NAME or source=NAME,target=,uid=,gid=,mode=).")
+@click.option("--config", "configs", multiple=True, help="A config (NAME or source=NAME,target=/PATH,...).")
+@click.option("--endpoint-mode", type=click.Choice(["vip", "dnsrr"]), default="vip", show_default=True)
 @_spec_options
 @click.argument("image")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
-def create(ctx: click.Context, /, name: str, replicas: int | None, mode: str, env: tuple[str, ...], image: str,
-           args: tuple[str, ...], **opts: Any) -> None:
+def create(ctx: click.Context, /, name: str, replicas: int | None, mode: str, env: tuple[str, ...],
+           networks: tuple[str, ...], secrets_: tuple[str, ...], configs: tuple[str, ...], endpoint_mode: str,
+           image: str, args: tuple[str, ...], **opts: Any) -> None:
     """Create a new service."""
     if mode == "global" and replicas is not None:
         raise click.UsageError("replicas can only be used with replicated mode")
@@ -211,9 +254,13 @@ def create(ctx: click.Context, /, name: str, replicas: int | None, mode: str, en
         import secrets
 
         name = "svc_" + secrets.token_hex(4)
+    container = ContainerSpec(image=image, args=tuple(args), env=tuple(env),
+                              secrets=tuple(parse_file_ref(t, what="secret") for t in secrets_),
+                              configs=tuple(parse_file_ref(t, what="config") for t in configs))
     spec = ServiceSpec(name=name, mode=ServiceMode(mode), replicas=1 if replicas is None else replicas,
-                       task=TaskSpec(container=ContainerSpec(image=image, args=tuple(args), env=tuple(env))))
+                       task=TaskSpec(container=container, networks=tuple(parse_network(n) for n in networks)))
     spec = apply_options(spec, opts)
+    spec = dataclasses.replace(spec, endpoint=dataclasses.replace(spec.endpoint, mode=EndpointMode(endpoint_mode)))
     result = client(ctx).post("/services/create", json={"spec": to_dict(spec)})
     click.echo(result["ID"])
 
@@ -231,8 +278,10 @@ def list_services(ctx: click.Context, quiet: bool) -> None:
     rows = [["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"]]
     for item in services:
         spec, status = item["Definition"], item["ServiceStatus"]
-        ports = ", ".join(f"*:{p['published_port']}->{p['target_port']}/{p['protocol']}"
-                          for p in spec["endpoint"]["ports"])
+        published = item.get("Endpoint", {}).get("Ports") or [
+            {"PublishedPort": p["published_port"], "TargetPort": p["target_port"], "Protocol": p["protocol"]}
+            for p in spec["endpoint"]["ports"]]
+        ports = ", ".join(f"*:{p['PublishedPort']}->{p['TargetPort']}/{p['Protocol']}" for p in published)
         rows.append([item["ID"][:12], spec["name"], spec["mode"], f"{status['RunningTasks']}/{status['DesiredTasks']}",
                      spec["task"]["container"]["image"], ports])
     table(rows)
@@ -315,6 +364,14 @@ def scale(ctx: click.Context, pairs: tuple[str, ...]) -> None:
 @click.option("--env-rm", multiple=True)
 @click.option("--constraint-add", multiple=True)
 @click.option("--constraint-rm", multiple=True)
+@click.option("--network-add", multiple=True, help="Add a network (NAME or name=NAME,alias=A).")
+@click.option("--network-rm", multiple=True, help="Remove a network.")
+@click.option("--secret-add", multiple=True, help="Add or replace a secret (NAME or source=NAME,target=...).")
+@click.option("--secret-rm", multiple=True, help="Remove a secret.")
+@click.option("--config-add", multiple=True, help="Add or replace a config.")
+@click.option("--config-rm", multiple=True, help="Remove a config.")
+@click.option("--publish-add", multiple=True, help="Add a published port.")
+@click.option("--publish-rm", multiple=True, help="Remove a published port (its target port).")
 @click.option("--force", is_flag=True, help="Replace the tasks even if nothing changed.")
 @click.option("--rollback", is_flag=True, help="Roll back to the previous spec.")
 @_spec_options
@@ -348,10 +405,35 @@ def update(ctx: click.Context, /, ref: str, image: str | None, replicas: int | N
         task.placement, constraints=tuple(constraints)))
     if force:
         task = dataclasses.replace(task, force_update=task.force_update + 1)
-    spec = apply_options(dataclasses.replace(spec, task=task), opts)
+    if opts.get("network_rm"):  # the spec holds network ids: the user names them
+        known = {n["Name"]: n["Id"] for n in control.get("/networks")}
+        opts["network_rm"] = tuple(known.get(ref, ref) for ref in opts["network_rm"])
+    spec = _apply_add_rm(dataclasses.replace(spec, task=task), opts)
+    spec = apply_options(spec, {k: v for k, v in opts.items() if not k.endswith(("_add", "_rm"))})
     control.post(f"/services/{item['ID']}/update", params={"version": item["Version"]["Index"]},
                  json={"spec": to_dict(spec)})
     click.echo(ref)
+
+
+def _apply_add_rm(spec: ServiceSpec, opts: dict[str, Any]) -> ServiceSpec:
+    """`service update`'s --network-add/-rm, --secret-add/-rm, --config-add/-rm, --publish-add/-rm."""
+    task, container = spec.task, spec.task.container
+    gone = set(opts.get("network_rm") or ())
+    nets = [n for n in task.networks if n.target not in gone]
+    nets += [parse_network(n) for n in opts.get("network_add") or ()]
+    files: dict[str, tuple[FileReference, ...]] = {}
+    for what, current in (("secret", container.secrets), ("config", container.configs)):
+        added = [parse_file_ref(t, what=what) for t in opts.get(f"{what}_add") or ()]
+        drop = set(opts.get(f"{what}_rm") or ()) | {r.name for r in added}
+        files[what] = tuple([r for r in current if r.name not in drop and r.id not in drop] + added)
+    container = dataclasses.replace(container, secrets=files["secret"], configs=files["config"])
+    ports = list(spec.endpoint.ports)
+    for text in opts.get("publish_rm") or ():
+        target = int(text.split("/")[0].split(":")[-1].split("=")[-1])
+        ports = [p for p in ports if p.target_port != target]
+    ports += [parse_publish(p) for p in opts.get("publish_add") or ()]
+    task = dataclasses.replace(task, networks=tuple(nets), container=container)
+    return dataclasses.replace(spec, task=task, endpoint=dataclasses.replace(spec.endpoint, ports=tuple(ports)))
 
 
 @service.command()

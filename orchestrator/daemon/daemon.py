@@ -19,12 +19,15 @@ import shutil
 import signal
 import socket
 import time
+from ipaddress import ip_address, ip_network
 from typing import Any
 
 import httpx
 
 from node.client import EngineClient
 from orchestrator.agent.agent import Agent
+from orchestrator.allocator import INGRESS_SUBNET, INGRESS_VNI
+from orchestrator.allocator.networks import plan_network
 from orchestrator.daemon import peers
 from orchestrator.daemon.localstate import (
     CONTROL_PORT,
@@ -43,6 +46,8 @@ from orchestrator.manager.manager import Manager
 from orchestrator.model import (
     Cluster,
     ClusterSpec,
+    Network,
+    NetworkSpec,
     Node,
     NodeRole,
     NodeStatus,
@@ -63,6 +68,7 @@ from orchestrator.store import Op
 
 log = logging.getLogger(__name__)
 ENGINE_FAILURES_TO_EXIT = 3
+INGRESS_LABEL = "com.docker.swarm.internal"
 IDLE_EXIT = 60.0  # a daemon started for init/join that got neither exits
 
 
@@ -231,7 +237,8 @@ class Daemon:
             created_at=now, updated_at=now)
         node = Node(id=node_id, hostname=self.hostname, role=NodeRole.MANAGER, status=NodeStatus.READY, addr=addr,
                     resources=self.resources, created_at=now, updated_at=now)
-        await asyncio.to_thread(manager.store.transact, [Op.create(cluster), Op.create(node)])
+        ingress = ingress_network(addr, now=now)
+        await asyncio.to_thread(manager.store.transact, [Op.create(cluster), Op.create(node), Op.create(ingress)])
         save_state(self.paths, state)
         self.state = state
         manager.start()
@@ -463,3 +470,14 @@ def run_daemon(*, data_root: str, engine_url: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     daemon = Daemon(paths=SwarmPaths(data_root=Path(data_root)), engine_url=engine_url)
     asyncio.run(daemon.main())
+
+
+def ingress_network(addr: str, *, now: float) -> Network:
+    """The routing mesh's network, made at init as Docker makes it (10.0.0.0/24, VNI 4096; another /24 when
+    the node's own address is in that one)."""
+    wanted = NetworkSpec(name="ingress", ingress=True, labels={INGRESS_LABEL: "true"}, subnets=(INGRESS_SUBNET,))
+    underlay = [ip_address(addr)] if addr else []
+    if underlay and underlay[0] in ip_network(INGRESS_SUBNET):
+        wanted = dataclasses.replace(wanted, subnets=())
+    return plan_network(wanted, network_id=new_id(), existing=[], underlay=[a for a in underlay if a.version == 4],
+                        now=now, vni=INGRESS_VNI)

@@ -10,18 +10,40 @@ docs are at `/docs`.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Body, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from orchestrator.allocator import AllocationError
 from orchestrator.daemon.localstate import SwarmPaths
 from orchestrator.errors import OrchestratorError
 from orchestrator.manager import control
 from orchestrator.manager.dispatcher import StatusReport
 from orchestrator.manager.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
-from orchestrator.manager.views import node_view, service_view, swarm_view, task_view
-from orchestrator.model import Node, NodeRole, NodeStatus, Service, Task, TaskState
+from orchestrator.manager.views import (
+    network_view,
+    node_view,
+    secret_view,
+    service_view,
+    swarm_view,
+    task_view,
+)
+from orchestrator.model import (
+    Config,
+    Network,
+    NetworkSpec,
+    Node,
+    NodeRole,
+    NodeStatus,
+    Secret,
+    SecretSpec,
+    Service,
+    Task,
+    TaskState,
+)
 from orchestrator.security import InvalidJoinToken, SecurityError, identity_from_certificate
 from orchestrator.store import NotLeader, ObjectExists, ObjectNotFound, QuorumLost, VersionConflict
 
@@ -31,7 +53,7 @@ if TYPE_CHECKING:
 
 _STATUS: list[tuple[type[Exception], int]] = [
     (NotFound, 404), (ObjectNotFound, 404), (Conflict, 409), (ObjectExists, 409), (VersionConflict, 409),
-    (BadRequest, 400), (InvalidJoinToken, 401), (Forbidden, 403), (SecurityError, 403),
+    (BadRequest, 400), (AllocationError, 400), (InvalidJoinToken, 401), (Forbidden, 403), (SecurityError, 403),
     (Unavailable, 503), (QuorumLost, 503), (NotLeader, 503),
 ]
 NOT_MANAGER = ("This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state. "
@@ -50,6 +72,8 @@ def create_app(daemon: Daemon) -> FastAPI:
     _swarm_routes(app, daemon)
     _node_routes(app, daemon)
     _service_routes(app, daemon)
+    _network_routes(app, daemon)
+    _secret_routes(app, daemon)
     _cluster_routes(app, daemon)
     return app
 
@@ -223,6 +247,77 @@ def _service_routes(app: FastAPI, daemon: Daemon) -> None:
         return [task_view(t, names.get(t.service_id, "")) for t in tasks]
 
 
+def _network_routes(app: FastAPI, daemon: Daemon) -> None:
+    @app.get("/networks")
+    def list_networks(request: Request) -> list[dict[str, Any]]:
+        manager = manager_of(request, daemon)
+        return [network_view(n) for n in sorted(manager.store.list(Network), key=lambda n: n.spec.name)]
+
+    @app.get("/networks/{ref}")
+    def inspect_network(request: Request, ref: str) -> dict[str, Any]:
+        return network_view(control.find_network(manager_of(request, daemon), ref))
+
+    @app.post("/networks/create", status_code=201)
+    def create_network(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+        """Docker's body: Name, Driver, Options, IPAM.Config[].Subnet, Attachable, Internal, Labels."""
+        manager = manager_of(request, daemon)
+        subnets = tuple(str(c["Subnet"]) for c in ((body.get("IPAM") or {}).get("Config") or []) if c.get("Subnet"))
+        spec = NetworkSpec(name=str(body.get("Name") or ""), driver=str(body.get("Driver") or "overlay"),
+                           options={str(k): str(v) for k, v in (body.get("Options") or {}).items()},
+                           labels={str(k): str(v) for k, v in (body.get("Labels") or {}).items()},
+                           subnets=subnets, attachable=bool(body.get("Attachable")),
+                           internal=bool(body.get("Internal")), ingress=bool(body.get("Ingress")))
+        if not spec.name:
+            raise BadRequest("a network needs a name")
+        network = control.create_network(manager, spec)
+        return {"Id": network.id, "Warning": ""}
+
+    @app.delete("/networks/{ref}")
+    def remove_network(request: Request, ref: str) -> dict[str, Any]:
+        control.remove_network(manager_of(request, daemon), ref)
+        return {}
+
+
+def _secret_routes(app: FastAPI, daemon: Daemon) -> None:
+    for word, kind in (("secrets", Secret), ("configs", Config)):
+        _file_object_routes(app, daemon, word, kind)
+
+
+def _file_object_routes(app: FastAPI, daemon: Daemon, word: str, kind: type[Secret] | type[Config]) -> None:
+    show_data = kind is Config  # Docker shows a config's content, never a secret's
+
+    def view(manager: Manager, obj: Secret | Config) -> dict[str, Any]:
+        return secret_view(obj, data=control.unseal(manager, obj) if show_data else None)
+
+    @app.get(f"/{word}", name=f"list_{word}")
+    def list_objects(request: Request) -> list[dict[str, Any]]:
+        manager = manager_of(request, daemon)
+        items: list[Secret | Config] = list(manager.store.list(kind))
+        return [view(manager, o) for o in sorted(items, key=lambda o: o.spec.name)]
+
+    @app.get(f"/{word}/{{ref}}", name=f"inspect_{word}")
+    def inspect_object(request: Request, ref: str) -> dict[str, Any]:
+        manager = manager_of(request, daemon)
+        return view(manager, control.find_secret(manager, ref, kind))
+
+    @app.post(f"/{word}/create", status_code=201, name=f"create_{word}")
+    def create_object(request: Request, body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+        """Docker's body: Name, Labels, Data (base64)."""
+        manager = manager_of(request, daemon)
+        try:
+            data = base64.b64decode(str(body.get("Data") or ""), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise BadRequest(f"Data is not valid base64: {exc}") from exc
+        spec = SecretSpec(name=str(body.get("Name") or ""),
+                          labels={str(k): str(v) for k, v in (body.get("Labels") or {}).items()}, data=data)
+        return {"ID": control.create_secret(manager, spec, kind).id}
+
+    @app.delete(f"/{word}/{{ref}}", name=f"remove_{word}")
+    def remove_object(request: Request, ref: str) -> dict[str, Any]:
+        control.remove_secret(manager_of(request, daemon), ref, kind)
+        return {}
+
+
 def _cluster_routes(app: FastAPI, daemon: Daemon) -> None:
     """Routes nodes and managers call on each other (TLS)."""
 
@@ -275,10 +370,10 @@ def _cluster_routes(app: FastAPI, daemon: Daemon) -> None:
             raise NotFound(f"node {node_id} is not part of this swarm (it was removed)")
         period = manager.heartbeat_period()
         wait = period if body.get("wait", True) else 0.0
-        digest, tasks = await manager.dispatcher.wait_for_change(node_id, str(body.get("known", "")), wait)
+        digest, payload = await manager.dispatcher.wait_for_change(node_id, str(body.get("known", "")), wait)
         manager.dispatcher.heartbeat(node_id)
         node = manager.store.get(Node, node_id) or node
-        return {"digest": digest, "tasks": tasks, "managers": control.manager_addrs(manager),
+        return {"digest": digest, **payload, "managers": control.manager_addrs(manager),
                 "heartbeat_period": period, "role": node.role.value, "node_id": node_id}
 
     @app.post("/dispatcher/status")

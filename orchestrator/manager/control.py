@@ -10,16 +10,26 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from orchestrator.allocator import AllocationError, ingress_of
+from orchestrator.allocator.networks import plan_network, underlay_addresses
 from orchestrator.manager.dockershape import from_docker
 from orchestrator.manager.errors import BadRequest, Conflict, NotFound
 from orchestrator.manager.manager import Manager, raft_addr_of
 from orchestrator.model import (
     Cluster,
+    Config,
+    FileReference,
+    Network,
+    NetworkAttachmentConfig,
+    NetworkSpec,
     Node,
     NodeAvailability,
     NodeRole,
     NodeStatus,
+    PublishMode,
     Resources,
+    Secret,
+    SecretSpec,
     Service,
     ServiceMode,
     ServiceSpec,
@@ -31,9 +41,12 @@ from orchestrator.model import (
 from orchestrator.reconcile.plan import new_id
 from orchestrator.scheduler import ConstraintError, validate_placement
 from orchestrator.security import RootCA, role_for_token, rotate_join_tokens
-from orchestrator.store import ObjectExists
+from orchestrator.security.sealing import content_digest
+from orchestrator.store import ObjectExists, Op, VersionConflict
 
-T = TypeVar("T", Node, Service)
+T = TypeVar("T", Node, Service, Network, Secret, Config)
+MAX_SECRET_SIZE = 500 * 1024  # swarmkit's limits: secrets 500 KB, configs 1000 KB
+MAX_CONFIG_SIZE = 1000 * 1024
 
 
 def cluster_of(manager: Manager) -> Cluster:
@@ -69,6 +82,17 @@ def find_node(manager: Manager, ref: str) -> Node:
 
 def find_service(manager: Manager, ref: str) -> Service:
     return _find(manager.store.list(Service), ref, lambda s: [s.spec.name], "service")
+
+
+def find_network(manager: Manager, ref: str) -> Network:
+    return _find(manager.store.list(Network), ref, lambda n: [n.spec.name], "network")
+
+
+def find_secret(manager: Manager, ref: str, kind: type[Secret] | type[Config] = Secret) -> Secret | Config:
+    what = "secret" if kind is Secret else "config"
+    items: list[Any] = list(manager.store.list(kind))
+    found: Secret | Config = _find(items, ref, lambda s: [s.spec.name], what)
+    return found
 
 
 # --- swarm --------------------------------------------------------------------------------------------
@@ -169,7 +193,194 @@ def remove_node(manager: Manager, ref: str, *, force: bool) -> None:
     manager.store.delete(Node, node.id)
 
 
+# --- networks -----------------------------------------------------------------------------------------
+def new_network(manager: Manager, spec: NetworkSpec, *, existing: list[Network] | None = None,
+                now: float | None = None) -> Network:
+    """A network as the allocator decides it (VNI, subnet, gateway); not stored yet."""
+    if spec.ingress:
+        raise BadRequest(f"network {spec.name}: the swarm has one ingress network, made at init")
+    if any(n.spec.name == spec.name for n in manager.store.list(Network)):
+        raise Conflict(f"network with name {spec.name} already exists")
+    nodes = manager.store.list(Node)
+    try:
+        return plan_network(spec, network_id=new_id(), existing=manager.store.list(Network) + list(existing or ()),
+                            underlay=underlay_addresses(n.addr for n in nodes), now=now or time.time())
+    except AllocationError as exc:
+        raise BadRequest(str(exc)) from exc
+
+
+def allocation_guard(manager: Manager) -> Op:
+    """A write of the cluster object that makes a transaction fail when another allocation came first."""
+    cluster = cluster_of(manager)
+    return Op.update(dataclasses.replace(cluster, updated_at=time.time()))
+
+
+def create_network(manager: Manager, spec: NetworkSpec) -> Network:
+    for _ in range(5):
+        network = new_network(manager, spec)
+        try:
+            manager.store.transact([allocation_guard(manager), Op.create(network)])
+        except VersionConflict:
+            continue  # another network was allocated at the same time: decide again
+        stored = manager.store.get(Network, network.id)
+        assert stored is not None
+        return stored
+    raise Conflict(f"network {spec.name}: too many concurrent network changes, try again")
+
+
+def services_using_network(manager: Manager, network: Network) -> list[str]:
+    users = []
+    for service in manager.store.list(Service):
+        if any(a.target == network.id for a in service.spec.task.networks) or (
+                network.spec.ingress and _publishes_ingress(service.spec)):
+            users.append(service.spec.name)
+    return sorted(users)
+
+
+def remove_network(manager: Manager, ref: str) -> None:
+    network = find_network(manager, ref)
+    users = services_using_network(manager, network)
+    if users:
+        raise Conflict(f"network {network.spec.name} is in use by service{'s' if len(users) > 1 else ''} "
+                       f"{', '.join(users)}")
+    manager.store.delete(Network, network.id)
+
+
+def _publishes_ingress(spec: ServiceSpec) -> bool:
+    return any(p.publish_mode is PublishMode.INGRESS for p in spec.endpoint.ports)
+
+
+# --- secrets and configs --------------------------------------------------------------------------------
+def _kind_word(kind: type[Secret] | type[Config]) -> str:
+    return "secret" if kind is Secret else "config"
+
+
+def check_secret_spec(spec: SecretSpec, kind: type[Secret] | type[Config]) -> None:
+    what = _kind_word(kind)
+    if not spec.name:
+        raise BadRequest(f"a {what} needs a name")
+    limit = MAX_SECRET_SIZE if kind is Secret else MAX_CONFIG_SIZE
+    if len(spec.data) > limit:
+        raise BadRequest(f"{what} {spec.name} is {len(spec.data) // 1024} KB: the limit is {limit // 1024} KB")
+
+
+def sealed_object(manager: Manager, spec: SecretSpec, kind: type[Secret] | type[Config], *,
+                  object_id: str | None = None, created_at: float | None = None) -> Secret | Config:
+    """The object to store: content sealed under the managers' key, its digest beside it."""
+    check_secret_spec(spec, kind)
+    if manager.sealer is None:
+        raise BadRequest("this manager has no sealing key (no Raft secret)")
+    oid = object_id or new_id()
+    now = time.time()
+    stored_spec = dataclasses.replace(spec, data=b"")
+    sealed, digest = manager.sealer.seal(spec.data, context=oid), content_digest(spec.data)
+    if kind is Secret:
+        return Secret(id=oid, spec=stored_spec, sealed=sealed, digest=digest, created_at=created_at or now,
+                      updated_at=now)
+    return Config(id=oid, spec=stored_spec, sealed=sealed, digest=digest, created_at=created_at or now, updated_at=now)
+
+
+def create_secret(manager: Manager, spec: SecretSpec, kind: type[Secret] | type[Config] = Secret) -> Secret | Config:
+    what = _kind_word(kind)
+    if any(s.spec.name == spec.name for s in manager.store.list(kind)):
+        raise Conflict(f"{what} {spec.name} already exists")
+    obj = sealed_object(manager, spec, kind)
+    try:
+        return manager.store.create(obj)
+    except ObjectExists as exc:
+        raise Conflict(f"{what} {spec.name} already exists") from exc
+
+
+def secret_users(manager: Manager, obj: Secret | Config) -> list[str]:
+    def refs(container: Any) -> tuple[FileReference, ...]:
+        return tuple(container.secrets if isinstance(obj, Secret) else container.configs)
+
+    return sorted(s.spec.name for s in manager.store.list(Service)
+                  if any(r.id == obj.id for r in refs(s.spec.task.container)))
+
+
+def remove_secret(manager: Manager, ref: str, kind: type[Secret] | type[Config] = Secret) -> None:
+    obj = find_secret(manager, ref, kind)
+    users = secret_users(manager, obj)
+    if users:
+        raise Conflict(f"{_kind_word(kind)} {obj.spec.name} is in use by the following service"
+                       f"{'s' if len(users) > 1 else ''}: {', '.join(users)}")
+    manager.store.delete(kind, obj.id)
+
+
+def unseal(manager: Manager, obj: Secret | Config) -> bytes:
+    if manager.sealer is None:
+        raise BadRequest("this manager has no sealing key (no Raft secret)")
+    return manager.sealer.unseal(obj.sealed, context=obj.id)
+
+
 # --- services -----------------------------------------------------------------------------------------
+def resolve_spec(manager: Manager, spec: ServiceSpec, *, networks: list[Network] | None = None,
+                 secrets: list[Secret] | None = None, configs: list[Config] | None = None,
+                 service_id: str = "") -> ServiceSpec:
+    """Names to ids in the spec's networks, secrets and configs (each must exist, `networks`/`secrets`/
+    `configs` add objects about to be created in the same transaction), the secrets' digests filled in,
+    and ingress ports checked against the other services'."""
+    known_networks = manager.store.list(Network) + list(networks or ())
+    attachments: list[NetworkAttachmentConfig] = []
+    for index, attachment in enumerate(spec.task.networks):
+        network = _resolve(known_networks, attachment.target, "network", f"networks[{index}]")
+        if network.spec.ingress:
+            raise BadRequest(f"service {spec.name}: a service cannot be attached to the ingress network explicitly; "
+                             "publish a port in ingress mode instead")
+        if any(a.target == network.id for a in attachments):
+            raise BadRequest(f"service {spec.name}: network {network.spec.name} is attached twice")
+        attachments.append(NetworkAttachmentConfig(target=network.id, aliases=attachment.aliases))
+    container = spec.task.container
+    known_secrets: list[Any] = [*manager.store.list(Secret), *(secrets or ())]
+    known_configs: list[Any] = [*manager.store.list(Config), *(configs or ())]
+    container = dataclasses.replace(container, secrets=_resolve_files(known_secrets, container.secrets, "secret"),
+                                    configs=_resolve_files(known_configs, container.configs, "config"))
+    _check_ingress_ports(manager, spec, service_id=service_id)
+    task = dataclasses.replace(spec.task, networks=tuple(attachments), container=container)
+    return dataclasses.replace(spec, task=task)
+
+
+def _resolve(items: list[Any], ref: str, what: str, where: str) -> Any:
+    for item in items:
+        if item.id == ref:
+            return item
+    named = [i for i in items if i.spec.name == ref]
+    if len(named) == 1:
+        return named[0]
+    raise NotFound(f"{what} {ref} not found ({where})")
+
+
+def _resolve_files(items: list[Any], refs: tuple[FileReference, ...], what: str) -> tuple[FileReference, ...]:
+    out = []
+    for index, ref in enumerate(refs):
+        obj = _resolve(items, ref.id or ref.name, what, f"{what}s[{index}]")
+        out.append(dataclasses.replace(ref, id=obj.id, name=obj.spec.name, digest=obj.digest))
+    targets = [r.target for r in out]
+    if len(set(targets)) != len(targets):
+        raise BadRequest(f"two {what}s have the same target {next(t for t in targets if targets.count(t) > 1)}")
+    return tuple(out)
+
+
+def _check_ingress_ports(manager: Manager, spec: ServiceSpec, *, service_id: str) -> None:
+    mine = {(p.protocol, p.published_port) for p in spec.endpoint.ports
+            if p.publish_mode is PublishMode.INGRESS and p.published_port}
+    if not mine:
+        return
+    if ingress_of(manager.store.list(Network)) is None:
+        raise BadRequest("this swarm has no ingress network: ports can only be published in host mode")
+    for other in manager.store.list(Service):
+        if other.id == service_id or other.spec.name == spec.name:
+            continue
+        theirs = {(p.protocol, p.published_port) for p in (other.endpoint.ports if other.endpoint else ())
+                  if p.publish_mode is PublishMode.INGRESS}
+        theirs |= {(p.protocol, p.published_port) for p in other.spec.endpoint.ports
+                   if p.publish_mode is PublishMode.INGRESS and p.published_port}
+        for proto, port in sorted(mine & theirs):
+            raise Conflict(f"port {port}/{proto.value} is already in use by service {other.spec.name} as an ingress "
+                           "port")
+
+
 def read_spec(body: dict[str, Any]) -> ServiceSpec:
     """`{"spec": <our model's dict>}`, or Docker's service spec (`Name`, `TaskTemplate`, `Mode`, ...)."""
     try:
@@ -200,6 +411,7 @@ def create_service(manager: Manager, spec: ServiceSpec) -> Service:
     check_spec(spec)
     if any(s.spec.name == spec.name for s in manager.store.list(Service)):
         raise Conflict(f"service {spec.name} already exists")
+    spec = resolve_spec(manager, spec)
     now = time.time()
     try:
         return manager.store.create(Service(id=new_id(), spec=spec, created_at=now, updated_at=now))
@@ -210,6 +422,7 @@ def create_service(manager: Manager, spec: ServiceSpec) -> Service:
 def update_service(manager: Manager, ref: str, spec: ServiceSpec, *, version: int | None = None) -> Service:
     service = find_service(manager, ref)
     check_spec(spec)
+    spec = resolve_spec(manager, spec, service_id=service.id)
     if version is not None and version != service.version:
         raise Conflict(f"service {service.spec.name} changed since it was read (version {version} is stale)")
     now = time.time()

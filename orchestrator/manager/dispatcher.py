@@ -1,21 +1,29 @@
 """The dispatcher (leader only): agent sessions, heartbeats, assignments and task status reports.
 
-An agent long-polls `session`: the call records a heartbeat and returns the tasks assigned to the
-node as soon as they differ from what the agent already has (or after one heartbeat period).
+An agent long-polls `session`: the call records a heartbeat and returns the node's assignments as soon
+as they differ from what the agent already has (or after one heartbeat period): its tasks, the overlay
+networks they use with their peers and service records (netstate.py), and the plain content of the
+secrets and configs its tasks mount (unsealed for this node only; the session is mutual TLS).
 Status reports arrive separately and are written in one transaction per report.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import hashlib
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from orchestrator.model import Node, NodeStatus, Service, Task, TaskState, TaskStatus, to_dict
+from orchestrator.manager.netstate import digest_of, node_networks
+from orchestrator.model import Config, Network, Node, NodeStatus, Secret, Service, Task, TaskState, TaskStatus, to_dict
 from orchestrator.store import Op, Store, VersionConflict
+
+log = logging.getLogger(__name__)
+Unsealer = Callable[[Secret | Config], bytes]
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -27,8 +35,9 @@ class StatusReport:
 
 
 class Dispatcher:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, unseal: Unsealer | None = None) -> None:
         self.store = store
+        self._unseal = unseal
         self.last_seen: dict[str, float] = {}
         self._changed = asyncio.Event()
 
@@ -40,23 +49,57 @@ class Dispatcher:
     def heartbeat(self, node_id: str) -> None:
         self.last_seen[node_id] = time.time()
 
-    def assignments(self, node_id: str) -> tuple[str, list[dict[str, Any]]]:
-        """The tasks the node must act on (desired running, or still running), with a digest of them."""
-        names = {s.id: s.spec.name for s in self.store.list(Service)}
-        tasks = sorted((t for t in self.store.list(Task) if t.node_id == node_id
+    def assignments(self, node_id: str) -> tuple[str, dict[str, Any]]:
+        """What the node must act on, with a digest of it: the tasks (desired running, or still running),
+        the networks they use, the secrets and configs they mount."""
+        services = self.store.list(Service)
+        all_tasks = self.store.list(Task)
+        names = {s.id: s.spec.name for s in services}
+        tasks = sorted((t for t in all_tasks if t.node_id == node_id
                         and t.status.state >= TaskState.ASSIGNED
                         and (t.desired_state <= TaskState.RUNNING or not t.status.state.is_terminal())),
                        key=lambda t: t.id)
-        digest = hashlib.sha256(",".join(f"{t.id}:{t.version}" for t in tasks).encode()).hexdigest()[:16]
-        return digest, [{"task": to_dict(t), "service_name": names.get(t.service_id, "")} for t in tasks]
+        networks = node_networks(node_id, nodes={n.id: n for n in self.store.list(Node)},
+                                 networks=self.store.list(Network), services=services, tasks=all_tasks)
+        secrets, configs = self._files(tasks)
+        versions = ",".join(f"{t.id}:{t.version}" for t in tasks)
+        files = sorted(f"{i}:{d}" for i, (d, _) in (secrets | configs).items())
+        digest = hashlib.sha256(f"{versions}|{digest_of(networks)}|{','.join(files)}".encode()).hexdigest()[:16]
+        return digest, {
+            "tasks": [{"task": to_dict(t), "service_name": names.get(t.service_id, "")} for t in tasks],
+            "networks": networks,
+            "secrets": {i: data for i, (_, data) in secrets.items()},
+            "configs": {i: data for i, (_, data) in configs.items()},
+        }
 
-    async def wait_for_change(self, node_id: str, known: str, timeout: float) -> tuple[str, list[dict[str, Any]]]:
+    def _files(self, tasks: Sequence[Task]) -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str, str]]]:
+        """id -> (digest, base64 content) of the secrets and of the configs the live tasks mount."""
+        out: tuple[dict[str, tuple[str, str]], dict[str, tuple[str, str]]] = ({}, {})
+        for task in tasks:
+            if task.desired_state > TaskState.RUNNING:
+                continue
+            container = task.spec.container
+            for ref in container.secrets:
+                self._add_file(out[0], ref.id, self.store.get(Secret, ref.id))
+            for ref in container.configs:
+                self._add_file(out[1], ref.id, self.store.get(Config, ref.id))
+        return out
+
+    def _add_file(self, found: dict[str, tuple[str, str]], ref_id: str, obj: Secret | Config | None) -> None:
+        if ref_id in found or obj is None or self._unseal is None:
+            return  # a secret that is gone: the agent rejects the task that wants it
+        try:
+            found[ref_id] = (obj.digest, base64.b64encode(self._unseal(obj)).decode())
+        except Exception as exc:  # noqa: BLE001 - a secret that won't open must not end the session
+            log.warning("cannot unseal %s: %s", ref_id, exc)
+
+    async def wait_for_change(self, node_id: str, known: str, timeout: float) -> tuple[str, dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while True:
-            digest, tasks = self.assignments(node_id)
+            digest, payload = self.assignments(node_id)
             left = deadline - time.monotonic()
             if digest != known or left <= 0:
-                return digest, tasks
+                return digest, payload
             try:
                 await asyncio.wait_for(self._changed.wait(), left)
             except TimeoutError:

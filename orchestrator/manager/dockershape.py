@@ -10,10 +10,13 @@ from typing import Any
 
 from orchestrator.model import (
     ContainerSpec,
+    EndpointMode,
     EndpointSpec,
     FailureAction,
+    FileReference,
     Mount,
     MountType,
+    NetworkAttachmentConfig,
     Placement,
     PlacementPreference,
     PortConfig,
@@ -46,9 +49,12 @@ def to_docker(spec: ServiceSpec) -> dict[str, Any]:
                 "Env": list(container.env), "Labels": dict(container.labels), "Hostname": container.hostname,
                 "User": container.user, "Dir": container.workdir,
                 "StopGracePeriod": int(container.stop_grace_period * NS),
-                "Mounts": [{"Type": m.type.value, "Source": m.source, "Target": m.target, "ReadOnly": m.read_only}
-                           for m in container.mounts],
+                "Mounts": [_mount_to_docker(m) for m in container.mounts],
+                "ReadOnly": container.read_only,
+                "Secrets": [_file_to_docker(r, "Secret") for r in container.secrets],
+                "Configs": [_file_to_docker(r, "Config") for r in container.configs],
             },
+            "Networks": [{"Target": a.target, "Aliases": list(a.aliases)} for a in task.networks],
             "Resources": {"Limits": _resources(task.resources.limits),
                           "Reservations": _resources(task.resources.reservations)},
             "RestartPolicy": {"Condition": task.restart_policy.condition.value.replace("_", "-"),
@@ -67,6 +73,33 @@ def to_docker(spec: ServiceSpec) -> dict[str, Any]:
             {"Protocol": p.protocol.value, "TargetPort": p.target_port, "PublishedPort": p.published_port,
              "PublishMode": p.publish_mode.value} for p in spec.endpoint.ports]},
     }
+
+
+def _mount_to_docker(m: Mount) -> dict[str, Any]:
+    out: dict[str, Any] = {"Type": m.type.value, "Source": m.source, "Target": m.target, "ReadOnly": m.read_only}
+    if m.type is MountType.TMPFS and (m.tmpfs_size_bytes or m.tmpfs_mode):
+        out["TmpfsOptions"] = {"SizeBytes": m.tmpfs_size_bytes, "Mode": m.tmpfs_mode}
+    return out
+
+
+def _file_to_docker(ref: FileReference, kind: str) -> dict[str, Any]:
+    return {f"{kind}ID": ref.id, f"{kind}Name": ref.name,
+            "File": {"Name": ref.target, "UID": ref.uid, "GID": ref.gid, "Mode": ref.mode}}
+
+
+def _file_from_docker(data: dict[str, Any], kind: str) -> FileReference:
+    file = data.get("File") or {}
+    name = str(data.get(f"{kind}Name") or "")
+    return FileReference(id=str(data.get(f"{kind}ID") or ""), name=name, target=str(file.get("Name") or name),
+                         uid=str(file.get("UID", "0")), gid=str(file.get("GID", "0")),
+                         mode=int(file.get("Mode", 0o444)))
+
+
+def _mount_from_docker(m: dict[str, Any]) -> Mount:
+    tmpfs = m.get("TmpfsOptions") or {}
+    return Mount(type=MountType(m.get("Type", "volume")), source=str(m.get("Source", "")), target=str(m["Target"]),
+                 read_only=bool(m.get("ReadOnly")), tmpfs_size_bytes=int(tmpfs.get("SizeBytes", 0)),
+                 tmpfs_mode=int(tmpfs.get("Mode", 0)))
 
 
 def _resources(r: Resources) -> dict[str, int]:
@@ -88,8 +121,9 @@ def from_docker(data: dict[str, Any]) -> ServiceSpec:
         env=tuple(cs.get("Env") or ()), labels=dict(cs.get("Labels") or {}), hostname=str(cs.get("Hostname", "")),
         user=str(cs.get("User", "")), workdir=str(cs.get("Dir", "")),
         stop_grace_period=float(cs.get("StopGracePeriod", 10 * NS)) / NS,
-        mounts=tuple(Mount(type=MountType(m.get("Type", "volume")), source=str(m.get("Source", "")),
-                           target=str(m["Target"]), read_only=bool(m.get("ReadOnly"))) for m in cs.get("Mounts") or ()))
+        mounts=tuple(_mount_from_docker(m) for m in cs.get("Mounts") or ()), read_only=bool(cs.get("ReadOnly")),
+        secrets=tuple(_file_from_docker(r, "Secret") for r in cs.get("Secrets") or ()),
+        configs=tuple(_file_from_docker(r, "Config") for r in cs.get("Configs") or ()))
     res = template.get("Resources") or {}
     rp = template.get("RestartPolicy") or {}
     placement = template.get("Placement") or {}
@@ -103,18 +137,22 @@ def from_docker(data: dict[str, Any]) -> ServiceSpec:
                                      window=float(rp.get("Window", 0)) / NS),
         placement=Placement(constraints=tuple(placement.get("Constraints") or ()), preferences=tuple(
             PlacementPreference(spread=p["Spread"]["SpreadDescriptor"]) for p in placement.get("Preferences") or ())),
-        force_update=int(template.get("ForceUpdate", 0)))
+        force_update=int(template.get("ForceUpdate", 0)),
+        networks=tuple(NetworkAttachmentConfig(target=str(n["Target"]), aliases=tuple(n.get("Aliases") or ()))
+                       for n in template.get("Networks") or data.get("Networks") or ()))
     mode = data.get("Mode") or {"Replicated": {"Replicas": 1}}
     is_global = "Global" in mode
     replicas = 0 if is_global else int((mode.get("Replicated") or {}).get("Replicas", 1))
+    endpoint = data.get("EndpointSpec") or {}
     ports = tuple(PortConfig(protocol=PortProtocol(p.get("Protocol", "tcp")), target_port=int(p["TargetPort"]),
                              published_port=int(p.get("PublishedPort", 0)),
                              publish_mode=PublishMode(p.get("PublishMode", "ingress")))
-                  for p in (data.get("EndpointSpec") or {}).get("Ports") or ())
+                  for p in endpoint.get("Ports") or ())
     return ServiceSpec(name=str(data.get("Name", "")), labels=dict(data.get("Labels") or {}), task=task,
                        mode=ServiceMode.GLOBAL if is_global else ServiceMode.REPLICATED, replicas=replicas,
                        update_config=_read_update(data.get("UpdateConfig")),
-                       rollback_config=_read_update(data.get("RollbackConfig")), endpoint=EndpointSpec(ports=ports))
+                       rollback_config=_read_update(data.get("RollbackConfig")),
+                       endpoint=EndpointSpec(mode=EndpointMode(endpoint.get("Mode") or "vip"), ports=ports))
 
 
 def _read_resources(data: Any) -> Resources:

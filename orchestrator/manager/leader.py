@@ -1,8 +1,10 @@
-"""The leader's loops, one pass at a time: heartbeats -> node status, reconciler, scheduler.
+"""The leader's loops, one pass at a time: heartbeats -> node status, reconciler, allocator, scheduler.
 
-Each step reads the replica, decides with pure code (`reconcile.plan_service`, `scheduler.schedule`)
-and writes its decisions in transactions of its own; a conflict only means another write came
-first, and the next pass (on the next committed change, or within half a second) decides again.
+Each step reads the replica, decides with pure code (`reconcile.plan_service`, `allocator.allocate`,
+`scheduler.schedule`) and writes its decisions in transactions of its own; a conflict only means another
+write came first, and the next pass (on the next committed change, or within half a second) decides again.
+Tasks move NEW (reconciler) -> PENDING (allocator) -> ASSIGNED (scheduler); a task whose service
+depends on others (`depends_on`) stays PENDING, with the reason, until they meet their condition.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
-from orchestrator.model import Node, NodeStatus, Service, Task, TaskState
+from orchestrator.allocator import allocate
+from orchestrator.model import Network, Node, NodeStatus, Service, Task, TaskState
 from orchestrator.reconcile import Plan, plan_orphans, plan_service
+from orchestrator.reconcile.dependencies import waiting_for
 from orchestrator.scheduler import assign_task, build_node_infos, mark_unschedulable, schedule
 from orchestrator.store import Op, Store, StoreError
 
@@ -34,7 +38,7 @@ class LeaderLoops:
     def run_once(self) -> None:
         now = time.time()
         self.wake_at = None
-        for step in (self.check_heartbeats, self.reconcile, self.schedule):
+        for step in (self.check_heartbeats, self.reconcile, self.allocate, self.schedule):
             try:
                 step(now)
             except StoreError as exc:
@@ -81,19 +85,57 @@ class LeaderLoops:
             ops.append(Op.update(plan.service))
         self.store.transact(ops)
 
+    # --- allocator -----------------------------------------------------------------------------------
+    def allocate(self, now: float) -> None:
+        decided = allocate(networks=self.store.list(Network), services=self.store.list(Service),
+                           tasks=self.store.list(Task), nodes=self.store.list(Node), now=now)
+        if decided.is_empty():
+            return
+        ops = [Op.update(n) for n in decided.networks.values()]
+        ops += [Op.update(s) for s in decided.services.values()]
+        ops += [Op.update(t) for t in decided.tasks.values()]
+        self.store.transact(ops)
+
     # --- scheduler -----------------------------------------------------------------------------------
     def schedule(self, now: float) -> None:
         tasks = self.store.list(Task)
-        pending = [t for t in tasks if t.desired_state == TaskState.RUNNING and t.status.state <= TaskState.PENDING]
+        pending = [t for t in tasks if t.desired_state == TaskState.RUNNING and t.status.state == TaskState.PENDING]
         if not pending:
             return
+        ops: list[Op] = []
+        pending = self._hold_dependents(pending, tasks, ops, now=now)
         pending.sort(key=lambda t: (t.created_at, t.slot, t.id))
         decisions = schedule(build_node_infos(self.store.list(Node), tasks), pending)
         by_id = {t.id: t for t in pending}
-        ops = [Op.update(assign_task(by_id[a.task_id], a.node_id, now=now)) for a in decisions.assignments]
+        ops += [Op.update(assign_task(by_id[a.task_id], a.node_id, now=now)) for a in decisions.assignments]
         for u in decisions.unschedulable:
             task = by_id[u.task_id]
             if task.status.err != u.reason or task.status.state != TaskState.PENDING:
                 ops.append(Op.update(mark_unschedulable(task, u.reason, now=now)))
         if ops:
             self.store.transact(ops)
+
+    def _hold_dependents(self, pending: list[Task], tasks: list[Task], ops: list[Op], *, now: float) -> list[Task]:
+        """The pending tasks free to go; those of services waiting on `depends_on` keep their reason."""
+        services = {s.id: s for s in self.store.list(Service)}
+        if not any(s.spec.depends_on for s in services.values()):
+            return pending
+        by_name = {s.spec.name: s for s in services.values()}
+        by_service: dict[str, list[Task]] = defaultdict(list)
+        for task in tasks:
+            by_service[task.service_id].append(task)
+        reasons: dict[str, str] = {}
+        free = []
+        for task in pending:
+            service = services.get(task.service_id)
+            if service is None or not service.spec.depends_on:
+                free.append(task)
+                continue
+            if service.id not in reasons:
+                reasons[service.id] = waiting_for(service, by_name, by_service)
+            reason = reasons[service.id]
+            if not reason:
+                free.append(task)
+            elif task.status.err != reason:
+                ops.append(Op.update(mark_unschedulable(task, reason, now=now)))
+        return free

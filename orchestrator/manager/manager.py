@@ -12,7 +12,9 @@ from typing import Any
 from orchestrator.daemon.localstate import RAFT_PORT
 from orchestrator.manager.dispatcher import Dispatcher
 from orchestrator.manager.leader import LeaderLoops
-from orchestrator.model import Cluster, Node, NodeRole
+from orchestrator.model import Cluster, Config, Node, NodeRole, Secret
+from orchestrator.security.errors import SecurityError
+from orchestrator.security.sealing import Sealer
 from orchestrator.store import Store
 from orchestrator.store.raft import RaftOptions, RaftProposer
 
@@ -25,10 +27,11 @@ def raft_addr_of(addr: str) -> str:
 
 
 class Manager:
-    def __init__(self, proposer: RaftProposer) -> None:
+    def __init__(self, proposer: RaftProposer, *, secret: str = "") -> None:
         self.proposer = proposer
+        self.sealer = Sealer(secret) if secret else None  # seals secrets and configs (the Raft secret's key)
         self.store = Store(proposer, timeout=10.0)
-        self.dispatcher = Dispatcher(self.store)
+        self.dispatcher = Dispatcher(self.store, unseal=self._unseal)
         self.loops = LeaderLoops(self.store, last_seen=self.dispatcher.last_seen.get,
                                  heartbeat_period=self.heartbeat_period)
         self._task: asyncio.Task[None] | None = None
@@ -38,8 +41,13 @@ class Manager:
              force_new_cluster: bool = False) -> Manager:
         options = RaftOptions(password=secret or None)
         if force_new_cluster:
-            return cls(RaftProposer.force_new_cluster(raft_addr, raft_dir, options=options))
-        return cls(RaftProposer(raft_addr, peers, raft_dir, options=options))
+            return cls(RaftProposer.force_new_cluster(raft_addr, raft_dir, options=options), secret=secret)
+        return cls(RaftProposer(raft_addr, peers, raft_dir, options=options), secret=secret)
+
+    def _unseal(self, obj: Secret | Config) -> bytes:
+        if self.sealer is None:
+            raise SecurityError("this manager has no sealing key")
+        return self.sealer.unseal(obj.sealed, context=obj.id)
 
     def cluster(self) -> Cluster | None:
         found = self.store.list(Cluster)

@@ -7,7 +7,19 @@ from collections.abc import Iterable
 from typing import Any
 
 from orchestrator.manager.dockershape import to_docker
-from orchestrator.model import Cluster, Node, Service, ServiceMode, Task, TaskState, to_dict
+from orchestrator.model import (
+    Cluster,
+    Config,
+    Network,
+    Node,
+    Secret,
+    Service,
+    ServiceMode,
+    Stack,
+    Task,
+    TaskState,
+    to_dict,
+)
 
 
 def timestamp(value: float) -> str:
@@ -53,6 +65,8 @@ def task_view(task: Task, service_name: str = "") -> dict[str, Any]:
         "Spec": {"ContainerSpec": {"Image": task.spec.container.image, "Args": list(task.spec.container.args),
                                    "Env": list(task.spec.container.env)}},
         "Definition": to_dict(task.spec),
+        "NetworksAttachments": [{"Network": {"ID": a.network_id}, "Addresses": list(a.addresses)}
+                                for a in task.networks],
     }
 
 
@@ -69,7 +83,52 @@ def service_view(service: Service, tasks: Iterable[Task] = (), nodes_up: int = 0
         "PreviousSpec": to_docker(service.previous_spec) if service.previous_spec else None,
         "UpdateStatus": to_dict(service.update_status) if service.update_status else None,
         "ServiceStatus": {"RunningTasks": running, "DesiredTasks": desired},
+        "Endpoint": _endpoint_view(service),
     }
+
+
+def _endpoint_view(service: Service) -> dict[str, Any]:
+    endpoint = service.endpoint
+    ports = endpoint.ports if endpoint else ()
+    return {
+        "Spec": {"Mode": service.spec.endpoint.mode.value},
+        "Ports": [{"Protocol": p.protocol.value, "TargetPort": p.target_port, "PublishedPort": p.published_port,
+                   "PublishMode": p.publish_mode.value} for p in ports],
+        "VirtualIPs": [{"NetworkID": v.network_id, "Addr": v.addresses[0]}
+                       for v in (endpoint.virtual_ips if endpoint else ()) if v.addresses],
+    }
+
+
+def network_view(network: Network) -> dict[str, Any]:
+    """Docker's network inspect shape, scope swarm."""
+    options = dict(network.spec.options)
+    options["com.docker.network.driver.overlay.vxlanid_list"] = str(network.vni)
+    return {
+        "Name": network.spec.name, "Id": network.id, "Created": timestamp(network.created_at), "Scope": "swarm",
+        "Driver": network.spec.driver, "EnableIPv6": False,
+        "IPAM": {"Driver": "default", "Options": None,
+                 "Config": [{"Subnet": network.subnet, "Gateway": network.gateway}] if network.subnet else []},
+        "Internal": network.spec.internal, "Attachable": network.spec.attachable, "Ingress": network.spec.ingress,
+        "Options": options, "Labels": dict(network.spec.labels),
+    }
+
+
+def secret_view(obj: Secret | Config, *, data: bytes | None = None) -> dict[str, Any]:
+    """Docker's secret/config shape; a secret's content is never shown, a config's only when given."""
+    spec: dict[str, Any] = {"Name": obj.spec.name, "Labels": dict(obj.spec.labels)}
+    if data is not None:
+        import base64
+
+        spec["Data"] = base64.b64encode(data).decode()
+    return {"ID": obj.id, "Version": {"Index": obj.version}, "CreatedAt": timestamp(obj.created_at),
+            "UpdatedAt": timestamp(obj.updated_at), "Spec": spec, "Digest": f"sha256:{obj.digest}"}
+
+
+def stack_view(stack: Stack) -> dict[str, Any]:
+    return {"ID": stack.id, "Version": {"Index": stack.version}, "Name": stack.spec.name,
+            "CreatedAt": timestamp(stack.created_at), "UpdatedAt": timestamp(stack.updated_at),
+            "Labels": dict(stack.spec.labels), "Services": list(stack.services), "Networks": list(stack.networks),
+            "Secrets": list(stack.secrets), "Configs": list(stack.configs)}
 
 
 def swarm_view(cluster: Cluster) -> dict[str, Any]:

@@ -62,7 +62,7 @@ def new_task(service: Service, *, slot: int = 0, node_id: str | None = None, now
     spec = service.spec
     return Task(
         id=make_id(), service_id=service.id, slot=slot, node_id=node_id, desired_state=TaskState.RUNNING,
-        status=TaskStatus(state=TaskState.PENDING, message="pending task scheduling", timestamp=now),
+        status=TaskStatus(state=TaskState.NEW, message="created", timestamp=now),
         spec=spec.task, ports=spec.endpoint.ports, created_at=now, updated_at=now,
     )
 

@@ -54,7 +54,7 @@ def running(svc: Service, slot: int, node: str, *, created: float = 1.0, state: 
 def test_missing_replicas_are_created_pending() -> None:
     plan = plan_service(service(3), [], nodes("a"), now=10.0, make_id=make_id)
     assert sorted(t.slot for t in plan.creates) == [1, 2, 3]
-    assert all(t.status.state is TaskState.PENDING and t.node_id is None for t in plan.creates)
+    assert all(t.status.state is TaskState.NEW and t.node_id is None for t in plan.creates)  # the allocator goes next
 
 
 def test_scale_down_shuts_down_the_highest_slots() -> None:
