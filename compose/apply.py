@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from compose.backend import Backend, EngineError
+from compose.backend import Backend, EngineError, ResourceInUse
+from compose.build import build_images
 from compose.container_spec import (
     CreateOptions,
     container_create_body,
@@ -151,6 +152,8 @@ class Applier:
                                                    wait_conditions=wait_conditions))
 
     async def ensure_images(self, actions: Sequence[Action]) -> None:
+        """Check every image the plan creates containers from, then build the missing ones together."""
+        missing: list[ServiceConfig] = []
         for image, service in images_needed(self.project, actions).items():
             if image in self._ensured:
                 continue
@@ -170,7 +173,9 @@ class Applier:
             if self.options.build is None:
                 raise ApplyError(f"service {service.name}: image {image} not found, and building it is not yet "
                                  "supported by this engine")
-            await self.options.build(service)
+            missing.append(service)
+        if missing and self.options.build is not None:
+            await build_images(self.project, missing, self.options.build)
 
     def mark_image_ready(self, image: str) -> None:
         """An image built (or checked) before the plan: ensure_images leaves it alone."""
@@ -259,7 +264,11 @@ class Applier:
                 self.progress.update("Container", action.name, "Removed", done=True)
             case RemoveNetwork():
                 self.progress.update("Network", action.name, "Removing")
-                await self.backend.remove_network(action.name)
+                try:
+                    await self.backend.remove_network(action.name)
+                except ResourceInUse:  # compose's warning, not an error: an orphan (or a stranger) uses it
+                    self.progress.update("Network", action.name, "Resource is still in use", done=True)
+                    return
                 self.progress.update("Network", action.name, "Removed", done=True)
             case RemoveVolume():
                 self.progress.update("Volume", action.name, "Removing")

@@ -15,13 +15,17 @@ from typing import Any, Protocol, TypeVar
 from compose.errors import ComposeError
 from compose.planner import ONEOFF_LABEL, PROJECT_LABEL, SERVICE_LABEL
 from node.client import EngineClient
-from node.errors import NodeError, NotFound
+from node.errors import Conflict, NodeError, NotFound
 
 T = TypeVar("T")
 
 
 class EngineError(ComposeError):
     """The engine refused a request; the message is the engine's."""
+
+
+class ResourceInUse(EngineError):
+    """A network (or volume) still used by containers outside the plan, such as a project's orphans."""
 
 
 class Backend(Protocol):
@@ -114,7 +118,13 @@ class EngineBackend:
         await self._checked(self.client.post, "/networks/create", json=dict(body))
 
     async def remove_network(self, name: str) -> None:
-        await self._tolerant(self.client.delete, f"/networks/{name}")
+        """Raises ResourceInUse while containers are still attached to it."""
+        try:
+            await self._tolerant(self.client.delete, f"/networks/{name}")
+        except EngineError as exc:
+            if isinstance(exc.__cause__, Conflict):
+                raise ResourceInUse(str(exc)) from exc
+            raise
 
     async def list_volumes(self, project: str) -> list[dict[str, Any]]:
         found = await self._run(self.client.get, "/volumes", params={"filters": _label_filters(project)})

@@ -126,10 +126,10 @@ def _find_running(client: EngineClient, project: str, service: str, index: int) 
         labels = c.get("Labels") or {}
         if labels.get(SERVICE_LABEL) == service and labels.get(ONEOFF_LABEL) != "True" \
                 and labels.get(NUMBER_LABEL) == str(index):
-            if c.get("State") != "running":
-                raise ComposeError(f"service \"{service}\" is not running")
-            return str(c["Id"])
-    raise ComposeError(f"service \"{service}\" is not running")
+            if c.get("State") == "running":
+                return str(c["Id"])
+    # compose's words: the index is named only when one other than the first was asked for
+    raise ComposeError(f"service \"{service}\" is not running" + (f" container #{index}" if index > 1 else ""))
 
 
 def _publish(values: tuple[str, ...]) -> dict[str, list[dict[str, str]]]:

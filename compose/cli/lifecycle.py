@@ -6,7 +6,7 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -14,11 +14,19 @@ import click
 
 from compose.apply import Applier, ApplyError, ApplyOptions, observe_project
 from compose.backend import EngineBackend
-from compose.build import build_service
+from compose.build import build_images, build_service
 from compose.cli import global_options, load_from_context, main
 from compose.cli.attach import attach_and_wait
+from compose.cli.buildoutput import BuildOutput
 from compose.cli.progress import make_progress
-from compose.cli.session import container_summary, engine_client, make_backend, run, select_containers
+from compose.cli.session import (
+    container_summary,
+    engine_client,
+    make_backend,
+    parallel_limit,
+    run,
+    select_containers,
+)
 from compose.container_spec import image_name
 from compose.errors import ComposeError
 from compose.model import Project, ServiceConfig
@@ -52,15 +60,24 @@ def _parse_scale(values: Sequence[str], project: Project) -> dict[str, int]:
     return scale
 
 
-def _build_fn(ctx: click.Context, client: EngineClient, project: Project, *, no_cache: bool = False) -> Any:
-    plain = global_options(ctx).progress in ("plain", "quiet") or not sys.stderr.isatty()
-
-    def on_line(line: str) -> None:
-        if plain and global_options(ctx).progress != "quiet":
-            click.echo(line.rstrip("\n"), err=True)
+def _build_fn(ctx: click.Context, client: EngineClient, project: Project, *, no_cache: bool = False,
+              show: bool | None = None) -> Callable[[ServiceConfig], Awaitable[None]]:
+    """Builds one service's image in a thread, at most --parallel at once; its plain output on stderr
+    (`show` None: when progress is plain, as `up` prints it)."""
+    if show is None:
+        progress = global_options(ctx).progress
+        show = progress != "quiet" and (progress == "plain" or not sys.stderr.isatty())
+    limit = asyncio.Semaphore(parallel_limit(ctx))
+    output = BuildOutput()
 
     async def build(service: ServiceConfig) -> None:
-        await asyncio.to_thread(build_service, client, project, service, no_cache=no_cache, on_line=on_line)
+        def on_line(text: str) -> None:
+            if show:
+                for line in text.splitlines():
+                    click.echo(output.render(service.name, line), err=True)
+
+        async with limit:
+            await asyncio.to_thread(build_service, client, project, service, no_cache=no_cache, on_line=on_line)
 
     return build
 
@@ -108,22 +125,18 @@ async def _converge(
         applier = Applier(project, backend, progress=None,
                           options=_apply_options(ctx, client, project, timeout=timeout, build_missing=not no_build))
         if build:
-            for name in selected:
-                service = project.services[name]
-                if service.build is not None:
-                    await _build_fn(ctx, client, project)(service)
-                    applier.mark_image_ready(image_name(project, service))
+            built = [project.services[name] for name in selected if project.services[name].build is not None]
+            await build_images(project, built, _build_fn(ctx, client, project))
+            for service in built:
+                applier.mark_image_ready(image_name(project, service))
         observed = await _with_stale_images(backend, project, await observe_project(backend, project.name))
         networks, volumes = await _resource_names(backend, project)
         actions: list[Action] = plan_up(project, observed=observed, options=options, services=services or None,
                                         existing_networks=networks, existing_volumes=volumes)
         if not start:
             actions = [a for a in actions if not isinstance(a, StartContainer)]
-        orphans = find_orphans(project, observed)
-        if orphans and not options.remove_orphans:
-            click.echo(f"WARN: Found orphan containers ({', '.join(c.name for c in orphans)}) for this project. If "
-                       "you removed or renamed this service in your compose file, you can run this command with "
-                       "the --remove-orphans flag to clean it up.", err=True)
+        if not options.remove_orphans:
+            _warn_orphans(find_orphans(project, observed))
         await applier.ensure_images(actions)
         with make_progress(global_options(ctx).progress, title) as progress:
             applier.progress = progress
@@ -131,6 +144,13 @@ async def _converge(
         return applier, selected
     finally:
         backend.close()
+
+
+def _warn_orphans(orphans: Sequence[ObservedContainer]) -> None:
+    if orphans:
+        click.echo(f"WARN: Found orphan containers ({', '.join(c.name for c in orphans)}) for this project. If "
+                   "you removed or renamed this service in your compose file, you can run this command with "
+                   "the --remove-orphans flag to clean it up.", err=True)
 
 
 async def _with_stale_images(backend: EngineBackend, project: Project,
@@ -293,6 +313,8 @@ def down_command(ctx: click.Context, volumes: bool, rmi: str | None, remove_orph
         backend = make_backend(ctx, client)
         try:
             observed = await observe_project(backend, project.name)
+            if not remove_orphans:
+                _warn_orphans(find_orphans(project, observed))
             networks, existing_volumes = await _resource_names(backend, project)
             actions = plan_down(project, observed=observed,
                                 options=DownOptions(remove_orphans=remove_orphans, remove_volumes=volumes),
@@ -514,11 +536,11 @@ def build_command(ctx: click.Context, no_cache: bool, quiet: bool, pull: bool, s
     client = engine_client(ctx)
     targets = [project.services[n] for n in (services or sorted(project.services))
                if project.services[n].build is not None]
-    for service in targets:
-        echo = (lambda line: None) if quiet else (lambda line: click.echo(line.rstrip("\n"), err=True))
-        tag = build_service(client, project, service, no_cache=no_cache, on_line=echo)
+    build = _build_fn(ctx, client, project, no_cache=no_cache, show=not quiet)
+
+    async def build_and_report(service: ServiceConfig) -> None:
+        await build(service)
         if not quiet:
-            click.echo(f" ✔ Service {service.name}  Built ({tag})", err=True)
+            click.echo(f" ✔ Service {service.name}  Built ({image_name(project, service)})", err=True)
 
-
-
+    run(build_images(project, targets, build_and_report))

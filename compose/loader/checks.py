@@ -49,6 +49,9 @@ def _check_references(document: Mapping[str, Any], origins: Mapping[str, str]) -
             for i, ref in enumerate(svc.get(kind) or []):
                 if ref["source"] not in sections[kind]:
                     yield _issue(origins, name, f".{kind}[{i}]", f'{kind[:-1]} "{ref["source"]}" is not defined')
+        for i, ref in enumerate((svc.get("build") or {}).get("secrets") or []):
+            if ref["source"] not in sections["secrets"]:
+                yield _issue(origins, name, f".build.secrets[{i}]", f'secret "{ref["source"]}" is not defined')
 
 
 def find_dependency_cycle(services: Mapping[str, Any]) -> list[str] | None:

@@ -241,6 +241,8 @@ def _build(build: Any, base: Path) -> dict[str, Any]:
     for key in ("args", "labels", "additional_contexts"):
         if key in spec:
             spec[key] = _key_values(spec[key])
+    if "secrets" in spec:  # long syntax; the id a Dockerfile uses is the target, else the source
+        spec["secrets"] = [{"source": ref} if isinstance(ref, str) else dict(ref) for ref in spec["secrets"]]
     return spec
 
 

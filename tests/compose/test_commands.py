@@ -197,6 +197,12 @@ def test_failed_dependency_stops_up_and_down_cleans_up(compose: Compose, write: 
     ("services:\n  web:\n    image: busybox\n    pull_policy: always\n", ("up", "-d"), "pull_policy always"),
     ("services:\n  web:\n    image: busybox\n    environment: {P: '${DB_PASSWORD:?set it}'}\n", ("up", "-d"),
      "set it"),
+    ("services:\n  web:\n    image: busybox\n    colour: red\n", ("up", "-d"),
+     "compose.yaml: services.web: additional properties 'colour' not allowed"),
+    ("services:\n  web:\n    image: busybox\n    scale: lots\n", ("up", "-d"),
+     "compose.yaml: services.web.scale: must be an integer"),
+    ("services:\n  a: {image: busybox, ports: ['18555:80']}\n  b: {image: busybox, ports: ['18555:81']}\n",
+     ("up", "-d"), 'services.b.ports[0]: host port 18555/tcp is already published by service "a"'),
 ])
 def test_bad_input_creates_nothing(compose: Compose, write: WriteFn, text: str, args: tuple[str, ...],
                                    message: str) -> None:
@@ -206,6 +212,15 @@ def test_bad_input_creates_nothing(compose: Compose, write: WriteFn, text: str, 
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert compose.containers("myapp") == [] and compose.networks("myapp") == [] and compose.volumes("myapp") == []
+
+
+def test_include_cycle_creates_nothing(compose: Compose, write: WriteFn) -> None:
+    write("compose.yaml", "include: [other.yaml]\nservices:\n  a: {image: busybox}\n")
+    write("other.yaml", "include: [compose.yaml]\nservices:\n  b: {image: busybox}\n")
+    result = compose("up", "-d", check=False)
+    assert result.returncode == 1
+    assert "include cycle detected: compose.yaml -> other.yaml -> compose.yaml" in result.stderr
+    assert compose.containers("myapp") == [] and compose.networks("myapp") == []
 
 
 def test_build_then_up_build_picks_up_changes(compose: Compose, write: WriteFn) -> None:
