@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compose.loader.durations import parse_duration
-
 
 class DependencyCondition(enum.StrEnum):
     STARTED = "service_started"
@@ -139,6 +137,8 @@ class Project:
 def _healthcheck(raw: Mapping[str, Any] | None) -> Healthcheck | None:
     if raw is None:
         return None
+    # here, not at the top: compose.loader imports this module, so `import compose.model` first would be a cycle
+    from compose.loader.durations import parse_duration
 
     def ns(key: str) -> int | None:
         return parse_duration(raw[key]) if key in raw else None
