@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import struct
 
 from compose.cli.execution import _publish
@@ -52,3 +53,24 @@ def test_plain_progress_lines() -> None:
     progress = PlainProgress(stream)
     progress.update("Container", "app-web-1", "Started", done=True)
     assert stream.getvalue() == " Container app-web-1  Started\n"
+
+
+def test_tty_progress_is_a_live_line_per_resource() -> None:
+    from rich.console import Console
+
+    from compose.cli.progress import TtyProgress
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, color_system=None, width=100)
+    with TtyProgress("Running", console=console) as progress:
+        progress.update("Network", "app_default", "Creating")
+        progress.update("Network", "app_default", "Created", done=True)
+        progress.update("Container", "app-web-1", "Starting")
+        progress.update("Container", "app-db-1", "Error", done=True, error=True)
+        console.print(progress._render())
+    frame = out.getvalue().split("[+] Running")[-1]
+    lines = [line.rstrip() for line in frame.splitlines()]
+    assert lines[0] == " 2/3"
+    assert re.fullmatch(r" ✔ Network app_default  Created +\d+\.\ds", lines[1]), lines  # names padded alike
+    assert re.fullmatch(r" ⠿ Container app-web-1  Starting +\d+\.\ds", lines[2]), lines
+    assert re.fullmatch(r" ✘ Container app-db-1   Error +\d+\.\ds", lines[3]), lines
