@@ -10,6 +10,7 @@ from node.errors import NodeError
 from orchestrator.commands import network as network_commands
 from orchestrator.commands import node as node_commands
 from orchestrator.commands import service as service_commands
+from orchestrator.commands import stack as stack_commands
 from orchestrator.commands import swarm as swarm_commands
 from orchestrator.errors import OrchestratorError
 from orchestrator.lab.cli import lab
@@ -43,6 +44,7 @@ cli.add_command(service_commands.service)
 cli.add_command(network_commands.network)
 cli.add_command(network_commands.secret)
 cli.add_command(network_commands.config)
+cli.add_command(stack_commands.stack)
 
 
 def main() -> None:

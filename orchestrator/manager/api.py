@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from orchestrator.allocator import AllocationError
 from orchestrator.daemon.localstate import SwarmPaths
+from orchestrator.distribution import mount_registry
 from orchestrator.errors import OrchestratorError
 from orchestrator.manager import control
 from orchestrator.manager.dispatcher import StatusReport
@@ -28,6 +29,7 @@ from orchestrator.manager.views import (
     node_view,
     secret_view,
     service_view,
+    stack_view,
     swarm_view,
     task_view,
 )
@@ -74,7 +76,9 @@ def create_app(daemon: Daemon) -> FastAPI:
     _service_routes(app, daemon)
     _network_routes(app, daemon)
     _secret_routes(app, daemon)
+    _stack_routes(app, daemon)
     _cluster_routes(app, daemon)
+    mount_registry(app, daemon)  # /v2/: the images of this manager's engine, for nodes to pull
     return app
 
 
@@ -316,6 +320,39 @@ def _file_object_routes(app: FastAPI, daemon: Daemon, word: str, kind: type[Secr
     def remove_object(request: Request, ref: str) -> dict[str, Any]:
         control.remove_secret(manager_of(request, daemon), ref, kind)
         return {}
+
+
+def _stack_routes(app: FastAPI, daemon: Daemon) -> None:
+    """Stacks: a compose file deployed as one object (what `pyswarm stack deploy` sends, already mapped)."""
+    from orchestrator.model import ModelError, Stack, from_dict
+    from orchestrator.stacks import deploy
+    from orchestrator.stacks.model import StackDeployment
+
+    @app.get("/stacks")
+    def list_stacks(request: Request) -> list[dict[str, Any]]:
+        manager = manager_of(request, daemon)
+        return [deploy.stack_summary(manager, s) for s in sorted(manager.store.list(Stack), key=lambda s: s.spec.name)]
+
+    @app.get("/stacks/{name}")
+    def inspect_stack(request: Request, name: str) -> dict[str, Any]:
+        manager = manager_of(request, daemon)
+        return stack_view(deploy.find_stack(manager, name))
+
+    @app.post("/stacks", status_code=200)
+    def deploy_stack(request: Request, body: dict[str, Any] = Body(...),  # noqa: B008
+                     prune: bool = False) -> dict[str, Any]:
+        manager = manager_of(request, daemon)
+        try:
+            deployment = from_dict(StackDeployment, body)
+        except ModelError as exc:
+            raise BadRequest(f"invalid stack deployment: {exc}") from exc
+        outcome = deploy.deploy_stack(manager, deployment, prune=prune)
+        assert outcome.stack is not None
+        return {"Stack": stack_view(outcome.stack), "Actions": outcome.actions}
+
+    @app.delete("/stacks/{name}")
+    def remove_stack(request: Request, name: str) -> dict[str, Any]:
+        return {"Actions": deploy.remove_stack(manager_of(request, daemon), name)}
 
 
 def _cluster_routes(app: FastAPI, daemon: Daemon) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from orchestrator.allocator import AllocationError, ingress_of
@@ -316,12 +316,12 @@ def unseal(manager: Manager, obj: Secret | Config) -> bytes:
 
 # --- services -----------------------------------------------------------------------------------------
 def resolve_spec(manager: Manager, spec: ServiceSpec, *, networks: list[Network] | None = None,
-                 secrets: list[Secret] | None = None, configs: list[Config] | None = None,
-                 service_id: str = "") -> ServiceSpec:
+                 secrets: Sequence[Secret | Config] = (), configs: Sequence[Secret | Config] = (),
+                 service_id: str = "", others: tuple[ServiceSpec, ...] = ()) -> ServiceSpec:
     """Names to ids in the spec's networks, secrets and configs (each must exist, `networks`/`secrets`/
     `configs` add objects about to be created in the same transaction), the secrets' digests filled in,
     and ingress ports checked against the other services'."""
-    known_networks = manager.store.list(Network) + list(networks or ())
+    known_networks = list({n.id: n for n in [*manager.store.list(Network), *(networks or ())]}.values())
     attachments: list[NetworkAttachmentConfig] = []
     for index, attachment in enumerate(spec.task.networks):
         network = _resolve(known_networks, attachment.target, "network", f"networks[{index}]")
@@ -332,11 +332,12 @@ def resolve_spec(manager: Manager, spec: ServiceSpec, *, networks: list[Network]
             raise BadRequest(f"service {spec.name}: network {network.spec.name} is attached twice")
         attachments.append(NetworkAttachmentConfig(target=network.id, aliases=attachment.aliases))
     container = spec.task.container
-    known_secrets: list[Any] = [*manager.store.list(Secret), *(secrets or ())]
-    known_configs: list[Any] = [*manager.store.list(Config), *(configs or ())]
+    # objects about to be written in the same transaction replace the stored ones with their id
+    known_secrets: list[Any] = list({o.id: o for o in [*manager.store.list(Secret), *secrets]}.values())
+    known_configs: list[Any] = list({o.id: o for o in [*manager.store.list(Config), *configs]}.values())
     container = dataclasses.replace(container, secrets=_resolve_files(known_secrets, container.secrets, "secret"),
                                     configs=_resolve_files(known_configs, container.configs, "config"))
-    _check_ingress_ports(manager, spec, service_id=service_id)
+    _check_ingress_ports(manager, spec, service_id=service_id, others=others)
     task = dataclasses.replace(spec.task, networks=tuple(attachments), container=container)
     return dataclasses.replace(spec, task=task)
 
@@ -362,23 +363,31 @@ def _resolve_files(items: list[Any], refs: tuple[FileReference, ...], what: str)
     return tuple(out)
 
 
-def _check_ingress_ports(manager: Manager, spec: ServiceSpec, *, service_id: str) -> None:
-    mine = {(p.protocol, p.published_port) for p in spec.endpoint.ports
-            if p.publish_mode is PublishMode.INGRESS and p.published_port}
+def _check_ingress_ports(manager: Manager, spec: ServiceSpec, *, service_id: str,
+                         others: tuple[ServiceSpec, ...] = ()) -> None:
+    """A port published in ingress mode belongs to one service in the whole swarm. `others`: specs written in
+    the same transaction (they replace the stored services of their name)."""
+    mine = _ingress_ports(spec)
     if not mine:
         return
     if ingress_of(manager.store.list(Network)) is None:
         raise BadRequest("this swarm has no ingress network: ports can only be published in host mode")
+    replaced = {o.name for o in others}
+    taken: list[tuple[str, set[tuple[Any, int]]]] = [(o.name, _ingress_ports(o)) for o in others if o.name != spec.name]
     for other in manager.store.list(Service):
-        if other.id == service_id or other.spec.name == spec.name:
+        if other.id == service_id or other.spec.name == spec.name or other.spec.name in replaced:
             continue
         theirs = {(p.protocol, p.published_port) for p in (other.endpoint.ports if other.endpoint else ())
                   if p.publish_mode is PublishMode.INGRESS}
-        theirs |= {(p.protocol, p.published_port) for p in other.spec.endpoint.ports
-                   if p.publish_mode is PublishMode.INGRESS and p.published_port}
+        taken.append((other.spec.name, theirs | _ingress_ports(other.spec)))
+    for name, theirs in taken:
         for proto, port in sorted(mine & theirs):
-            raise Conflict(f"port {port}/{proto.value} is already in use by service {other.spec.name} as an ingress "
-                           "port")
+            raise Conflict(f"port {port}/{proto.value} is already in use by service {name} as an ingress port")
+
+
+def _ingress_ports(spec: ServiceSpec) -> set[tuple[Any, int]]:
+    return {(p.protocol, p.published_port) for p in spec.endpoint.ports
+            if p.publish_mode is PublishMode.INGRESS and p.published_port}
 
 
 def read_spec(body: dict[str, Any]) -> ServiceSpec:
@@ -425,14 +434,17 @@ def update_service(manager: Manager, ref: str, spec: ServiceSpec, *, version: in
     spec = resolve_spec(manager, spec, service_id=service.id)
     if version is not None and version != service.version:
         raise Conflict(f"service {service.spec.name} changed since it was read (version {version} is stale)")
-    now = time.time()
+    return manager.store.update(updated_service(service, spec, now=time.time()))
+
+
+def updated_service(service: Service, spec: ServiceSpec, *, now: float) -> Service:
+    """The service with its new spec; a changed task template starts a rolling update."""
     status = service.update_status
     previous = service.previous_spec
     if spec.task != service.spec.task:
         status = UpdateStatus(state=UpdateState.UPDATING, started_at=now, message="update in progress")
         previous = service.spec
-    return manager.store.update(dataclasses.replace(
-        service, spec=spec, previous_spec=previous, update_status=status, updated_at=now))
+    return dataclasses.replace(service, spec=spec, previous_spec=previous, update_status=status, updated_at=now)
 
 
 def rollback_service(manager: Manager, ref: str) -> Service:

@@ -93,6 +93,7 @@ SUPPORTED_SERVICE_KEYS: frozenset[str] = frozenset({
     "working_dir", "stop_grace_period", "healthcheck", "volumes", "tmpfs", "read_only", "ports", "networks",
     "deploy", "scale", "restart", "depends_on", "secrets", "configs", "profiles", "extends", "pull_policy",
     "cpus", "mem_limit", "mem_reservation",
+    "init",  # `init: true` is what the cluster does anyway: every task runs under an init (catatonit/tini)
 })
 # Keys that mean nothing on a cluster: deployed with a warning.
 IGNORED_SERVICE_KEYS: Mapping[str, str] = {

@@ -1,0 +1,201 @@
+"""`pyswarm stack deploy|ls|ps|services|rm`: a compose file on the cluster.
+
+`deploy` runs on a manager: it loads the files with compose's loader, builds the services that have
+`build:` on this manager's engine (independent ones at the same time), pins every image the manager has to
+its digest (nodes that lack it fetch it from a manager), maps the project (orchestrator/stacks/mapping.py)
+and sends the deployment to the control API, which applies it in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from compose.build import build_images, build_service
+from compose.model import Project, ServiceConfig
+from node.client import EngineClient
+from node.errors import NodeError
+from orchestrator.client import ControlClient, ControlError
+from orchestrator.commands.common import client, key_values, table
+from orchestrator.commands.service import print_tasks
+from orchestrator.model import to_dict
+from orchestrator.stacks.mapping import load_stack, map_project, read_contents
+from orchestrator.stacks.model import NAMESPACE_LABEL
+
+BUILD_PARALLEL = 4
+
+
+@click.group()
+def stack() -> None:
+    """Manage stacks (compose files deployed on the swarm)."""
+
+
+@stack.command()
+@click.option("-c", "--compose-file", "files", multiple=True, required=True,
+              help="Path to a compose file (repeat to merge, as pycompose -f).")
+@click.option("--env-file", "env_files", multiple=True, help="Environment file for interpolation (default: .env).")
+@click.option("--profile", "profiles", multiple=True, help="Enable a profile.")
+@click.option("--prune", is_flag=True, help="Remove services of the stack that the file no longer has.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors (no build output).")
+@click.argument("name")
+@click.pass_context
+def deploy(ctx: click.Context, files: tuple[str, ...], env_files: tuple[str, ...], profiles: tuple[str, ...],
+           prune: bool, quiet: bool, name: str) -> None:
+    """Deploy a new stack or update an existing one."""
+    control = client(ctx)
+    control.get("/swarm")  # a worker is refused here, before anything is built
+    environ = dict(os.environ)
+    if not profiles and environ.get("COMPOSE_PROFILES"):
+        profiles = tuple(p for p in environ["COMPOSE_PROFILES"].split(",") if p)
+    project = load_stack(stack=name, files=[Path(f) for f in files], env_files=[Path(f) for f in env_files],
+                         profiles=profiles, environ=environ)
+    images = _build_and_pin(control, project, quiet=quiet)
+    deployment = map_project(project, images=images, contents=read_contents(project, environ))
+    for warning in deployment.warnings:
+        click.echo(f"Ignoring: {warning}", err=True)
+    result = control.post("/stacks", params={"prune": "true" if prune else "false"}, json=to_dict(deployment))
+    for action in result["Actions"]:
+        click.echo(action)
+    if not result["Actions"]:
+        click.echo(f"Stack {name} is up to date")
+
+
+def _build_and_pin(control: ControlClient, project: Project, *, quiet: bool) -> dict[str, str]:
+    """Build the services with `build:` here (the manager), then each image this engine has, pinned."""
+    built: dict[str, str] = {}
+    with EngineClient(control.engine_url, timeout=None) as engine:
+        services = [s for s in project.services.values() if s.build is not None]
+        if services:
+            built = asyncio.run(_build_all(control.engine_url, project, services, quiet=quiet))
+        images = {}
+        for service in project.services.values():
+            ref = built.get(service.name) or service.image
+            if ref:
+                images[service.name] = pin(engine, ref)
+    return images
+
+
+async def _build_all(engine_url: str, project: Project, services: list[ServiceConfig], *, quiet: bool
+                     ) -> dict[str, str]:
+    limit = asyncio.Semaphore(BUILD_PARALLEL)
+    tags: dict[str, str] = {}
+
+    def build_one(service: ServiceConfig) -> str:
+        def echo(line: str) -> None:
+            if not quiet:
+                for part in line.rstrip("\n").splitlines():
+                    click.echo(f"{service.name}  | {part}")
+        with EngineClient(engine_url, timeout=None) as engine:
+            return build_service(engine, project, service, on_line=echo)
+
+    async def build(service: ServiceConfig) -> str:
+        async with limit:
+            tag = await asyncio.to_thread(build_one, service)
+        tags[service.name] = tag
+        return tag
+
+    await build_images(project, services, build)
+    for service in services:  # services sharing one build got it once: give them its tag too
+        if service.name not in tags:
+            tags[service.name] = next(t for s, t in tags.items() if project.services[s].build == service.build)
+    return tags
+
+
+def pin(engine: EngineClient, ref: str) -> str:
+    """`name:tag@sha256:<manifest digest>` when this engine has the image (so every node runs the same one
+    and a rebuilt image changes the service); the reference as written otherwise."""
+    if "@" in ref:
+        return ref
+    try:
+        from orchestrator.agent.images import pinned_reference
+    except ImportError:  # image distribution not installed: nodes must have the image themselves
+        return ref
+    try:
+        return pinned_reference(engine, ref)
+    except NodeError:
+        return ref
+
+
+@stack.command(name="ls")
+@click.pass_context
+def list_stacks(ctx: click.Context) -> None:
+    """List stacks."""
+    rows = [["NAME", "SERVICES"]]
+    rows += [[s["Name"], str(s["Services"])] for s in client(ctx).get("/stacks")]
+    table(rows)
+
+
+def _stack_services(control: ControlClient, name: str) -> list[dict[str, Any]]:
+    services = [s for s in control.get("/services") if (s["Spec"].get("Labels") or {}).get(NAMESPACE_LABEL) == name]
+    if not services:
+        control.get(f"/stacks/{name}")  # "stack NAME not found" when there is no such stack
+    return services
+
+
+@stack.command()
+@click.argument("name")
+@click.option("-q", "--quiet", is_flag=True, help="Only display task IDs.")
+@click.option("--no-trunc", is_flag=True, help="Do not truncate output.")
+@click.option("-f", "--filter", "filters", multiple=True, help="desired-state=running|shutdown|accepted")
+@click.pass_context
+def ps(ctx: click.Context, name: str, quiet: bool, no_trunc: bool, filters: tuple[str, ...]) -> None:
+    """List the tasks in the stack."""
+    control = client(ctx)
+    params: dict[str, str] = {}
+    for key, value in key_values(filters, "filter").items():
+        if key != "desired-state":
+            raise click.BadParameter(f"unsupported filter {key!r} (desired-state=running|shutdown|accepted)")
+        params["desired_state"] = value
+    tasks = []
+    for service in sorted(_stack_services(control, name), key=lambda s: s["Spec"]["Name"]):
+        tasks += control.get("/tasks", params={**params, "service": service["ID"]})
+    if not tasks and not quiet:
+        click.echo(f"nothing found in stack: {name}", err=True)
+        return
+    print_tasks(control, tasks, no_trunc=no_trunc, quiet=quiet)
+
+
+@stack.command()
+@click.argument("name")
+@click.option("-q", "--quiet", is_flag=True, help="Only display IDs.")
+@click.pass_context
+def services(ctx: click.Context, name: str, quiet: bool) -> None:
+    """List the services in the stack."""
+    control = client(ctx)
+    found = sorted(_stack_services(control, name), key=lambda s: s["Spec"]["Name"])
+    if quiet:
+        for item in found:
+            click.echo(item["ID"])
+        return
+    rows = [["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"]]
+    for item in found:
+        status = item["ServiceStatus"]
+        mode = "global" if "Global" in item["Spec"]["Mode"] else "replicated"
+        ports = ", ".join(f"*:{p['PublishedPort']}->{p['TargetPort']}/{p['Protocol']}"
+                          for p in item.get("Endpoint", {}).get("Ports") or [])
+        rows.append([item["ID"][:12], item["Spec"]["Name"], mode, f"{status['RunningTasks']}/{status['DesiredTasks']}",
+                     item["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"], ports])
+    table(rows)
+
+
+@stack.command(name="rm")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def remove(ctx: click.Context, names: tuple[str, ...]) -> None:
+    """Remove one or more stacks."""
+    control = client(ctx)
+    errors = []
+    for name in names:
+        try:
+            result = control.delete(f"/stacks/{name}")
+        except ControlError as exc:  # go on with the other stacks, as Docker does
+            errors.append(str(exc))
+            continue
+        for action in result["Actions"]:
+            click.echo(action)
+    if errors:
+        raise ControlError("\n".join(errors))
