@@ -7,6 +7,7 @@ and in reverse at shutdown. Stopping the daemon never stops containers (they liv
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import platform
@@ -28,6 +29,7 @@ class Engine:
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
         self.events = EventBus()
+        self.stopping = asyncio.Event()  # set when the daemon begins to shut down: follow streams end then
         config.data_root.mkdir(parents=True, exist_ok=True, mode=0o711)
         config.exec_root.mkdir(parents=True, exist_ok=True, mode=0o711)
         # Subsystems: each owner adds its line here, in dependency order.
@@ -50,6 +52,10 @@ class Engine:
         for sub in self._subsystems:
             if hasattr(sub, "start"):
                 await sub.start()
+
+    def begin_shutdown(self) -> None:
+        """The daemon stops taking requests: end the streams that only end with it (events, logs -f, wait)."""
+        self.stopping.set()
 
     async def stop(self) -> None:
         for sub in reversed(self._subsystems):
@@ -106,6 +112,9 @@ class Engine:
         for sub in self._subsystems:
             if hasattr(sub, "df_fields"):
                 fields.update(sub.df_fields())
+        if not hasattr(self.containers, "df_fields"):  # until the container service reports its own part
+            fields["Containers"] = [{**row, "SizeRw": self.images.driver.rw_layer_size(row["Id"])}
+                                    for row in self.containers.list(all_=True)]
         return fields
 
 

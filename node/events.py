@@ -33,7 +33,10 @@ class EventBus:
         for loop, queue in subscribers:
             loop.call_soon_threadsafe(queue.put_nowait, event)
 
-    async def subscribe(self, *, since_ns: int | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def subscribe(self, *, since_ns: int | None = None,
+                        until_ns: int | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Events from `since_ns` (kept history first) until `until_ns`, or for ever without it. An `until` in
+        the past replays the history between the two and ends, as `docker events --since --until` does."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         entry = (loop, queue)
@@ -42,9 +45,24 @@ class EventBus:
             self._subscribers.add(entry)
         try:
             for event in past:
+                if until_ns is not None and event["timeNano"] > until_ns:
+                    return
                 yield event
             while True:
-                yield await queue.get()
+                if until_ns is None:
+                    yield await queue.get()
+                    continue
+                left = (until_ns - time.time_ns()) / 1e9
+                if left <= 0:
+                    return
+                try:
+                    event = await asyncio.wait_for(queue.get(), left)
+                except TimeoutError:
+                    return
+                if event["timeNano"] > until_ns:
+                    return
+                if since_ns is None or event["timeNano"] >= since_ns:
+                    yield event
         finally:
             with self._lock:
                 self._subscribers.discard(entry)

@@ -6,6 +6,7 @@ module includes them and maps the engine's errors to Docker's `{"message": ...}`
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import re
@@ -69,6 +70,30 @@ def create_app(engine: Engine) -> FastAPI:
 def engine_of(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
+
+
+async def until_shutdown(engine: Engine, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """`chunks` until the daemon begins to shut down: a stream that follows (events, logs -f, wait) then ends,
+    as dockerd's do, instead of holding the shutdown for its whole graceful timeout."""
+    stopping = asyncio.ensure_future(engine.stopping.wait())
+    try:
+        while True:
+            step = asyncio.ensure_future(anext(chunks))
+            await asyncio.wait({step, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not step.done():
+                step.cancel()
+                await asyncio.gather(step, return_exceptions=True)
+                return
+            try:
+                chunk = step.result()
+            except StopAsyncIteration:
+                return
+            yield chunk
+    finally:
+        stopping.cancel()
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 async def _node_error(_request: Request, exc: NodeError) -> JSONResponse:

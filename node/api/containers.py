@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from node.api.app import engine_of
+from node.api.app import engine_of, until_shutdown
 from node.api.hijack import HijackResponse, is_hijackable
 from node.containers.logs import LogQuery
 from node.containers.service import ContainerService
@@ -29,6 +29,13 @@ def _flag(value: str | None) -> bool:
     return value not in (None, "", "0", "false", "False")
 
 
+# `GET /containers/json` filters the container service applies, and Docker's others: those are refused by
+# name rather than ignored (an ignored `health=unhealthy` would list every container as unhealthy).
+_LIST_FILTERS = {"ancestor", "exited", "id", "label", "name", "status"}
+_DOCKER_LIST_FILTERS = {"before", "expose", "health", "isolation", "is-task", "network", "publish", "since",
+                        "volume"}
+
+
 def _filters(raw: str | None) -> dict[str, list[str]]:
     if not raw:
         return {}
@@ -37,6 +44,16 @@ def _filters(raw: str | None) -> dict[str, list[str]]:
     except json.JSONDecodeError:
         raise InvalidArgument(f"invalid filter: {raw}") from None
     return {k: (list(v) if isinstance(v, list) else [k2 for k2, on in v.items() if on]) for k, v in data.items()}
+
+
+def _list_filters(raw: str | None) -> dict[str, list[str]]:
+    filters = _filters(raw)
+    for key in filters:
+        if key in _DOCKER_LIST_FILTERS:
+            raise InvalidArgument(f"filter {key!r} is not supported by pynode yet")
+        if key not in _LIST_FILTERS:
+            raise InvalidArgument(f"invalid filter '{key}'")
+    return filters
 
 
 @router.post("/containers/create", status_code=201)
@@ -48,7 +65,7 @@ async def create(request: Request, name: str | None = None) -> dict[str, Any]:
 @router.get("/containers/json")
 def list_containers(request: Request, all: str | None = None, filters: str | None = None,  # noqa: A002
                     limit: int = -1) -> list[dict[str, Any]]:
-    return svc(request).list(all_=_flag(all), filters=_filters(filters), limit=limit)
+    return svc(request).list(all_=_flag(all), filters=_list_filters(filters), limit=limit)
 
 
 @router.post("/containers/prune")
@@ -131,7 +148,7 @@ async def wait(request: Request, ref: str, condition: str = "not-running") -> St
             code = service.exit_code(cid)
         yield json.dumps({"StatusCode": code, "Error": None}).encode()
 
-    return StreamingResponse(body(), media_type="application/json")
+    return StreamingResponse(until_shutdown(engine_of(request), body()), media_type="application/json")
 
 
 def _log_query(*, stdout: str | None, stderr: str | None, follow: str | None, tail: str | None,
@@ -151,7 +168,10 @@ async def logs(request: Request, ref: str, stdout: str | None = None, stderr: st
                    timestamps=timestamps)
     if not (q.stdout or q.stderr):
         raise InvalidArgument("you must choose at least one stream")
-    return StreamingResponse(service.logs(c.id, q), media_type=_RAW if c.tty else _MUX)
+    chunks = service.logs(c.id, q)
+    if q.follow:
+        chunks = until_shutdown(engine_of(request), chunks)
+    return StreamingResponse(chunks, media_type=_RAW if c.tty else _MUX)
 
 
 @router.post("/containers/{ref}/attach", response_model=None)
@@ -169,8 +189,8 @@ async def attach(request: Request, ref: str, stream: str | None = None, logs: st
         return HijackResponse(session.serve, media_type=_RAW if c.tty else _MUX)
     q = LogQuery(stdout=_flag(stdout) or stdout is None, stderr=_flag(stderr) or stderr is None,
                  follow=_flag(logs))
-    return StreamingResponse(service.logs(c.id, q, until_exit=_flag(stream) or stream is None),
-                             media_type=_RAW if c.tty else _MUX)
+    chunks = until_shutdown(engine_of(request), service.logs(c.id, q, until_exit=_flag(stream) or stream is None))
+    return StreamingResponse(chunks, media_type=_RAW if c.tty else _MUX)
 
 
 @router.post("/containers/{ref}/resize")

@@ -2,29 +2,32 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from node.api.app import engine_of
+from node.api.app import engine_of, until_shutdown
+from node.errors import InvalidArgument
 
 router = APIRouter()
 
 
-def _ts(value: str | None) -> float | None:
+def _ts(value: str | None, *, name: str) -> float | None:
     if not value:
         return None
     try:
         return float(value)
     except ValueError:
-        from datetime import datetime
-
+        pass
+    try:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise InvalidArgument(f"invalid value for {name!r}: {value!r} is not a timestamp") from None
 
 
 def _match(event: dict[str, Any], filters: dict[str, list[str]]) -> bool:
@@ -48,24 +51,20 @@ def _match(event: dict[str, Any], filters: dict[str, list[str]]) -> bool:
 async def events(request: Request, since: str | None = None, until: str | None = None,
                  filters: str | None = None) -> StreamingResponse:
     bus = engine_of(request).events
-    since_ts, until_ts = _ts(since), _ts(until)
-    raw = json.loads(filters) if filters else {}
+    since_ts, until_ts = _ts(since, name="since"), _ts(until, name="until")
+    try:
+        raw = json.loads(filters) if filters else {}
+    except json.JSONDecodeError:
+        raise InvalidArgument(f"invalid filters: {filters}") from None
     flt = {k: (list(v) if isinstance(v, list) else [x for x, on in v.items() if on]) for k, v in raw.items()}
 
     async def body() -> AsyncIterator[bytes]:
         yield b""
-        stream = bus.subscribe(since_ns=int(since_ts * 1e9) if since_ts is not None else None)
-        while True:
-            timeout = None if until_ts is None else until_ts - time.time()
-            if timeout is not None and timeout <= 0:
-                return
-            try:
-                event = await asyncio.wait_for(anext(stream), timeout)
-            except TimeoutError:
-                return
-            if until_ts is not None and event["timeNano"] > until_ts * 1e9:
-                return
-            if _match(event, flt):
-                yield json.dumps(event).encode() + b"\n"
+        stream = bus.subscribe(since_ns=None if since_ts is None else int(since_ts * 1e9),
+                               until_ns=None if until_ts is None else int(until_ts * 1e9))
+        async with aclosing(stream):
+            async for event in stream:
+                if _match(event, flt):
+                    yield json.dumps(event).encode() + b"\n"
 
-    return StreamingResponse(body(), media_type="application/json")
+    return StreamingResponse(until_shutdown(engine_of(request), body()), media_type="application/json")

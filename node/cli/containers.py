@@ -431,20 +431,37 @@ def wait(state: CliState, containers: tuple[str, ...]) -> None:
     """Block until one or more containers stop, then print their exit codes."""
     for ref in containers:
         with state.client.stream("POST", f"/containers/{ref}/wait") as resp:
-            click.echo(json.loads(resp.read())["StatusCode"])
+            body = resp.read()
+        if not body.strip():  # the daemon stopped before the container did
+            raise NodeError(f"error waiting for container {ref}: the daemon closed the connection")
+        click.echo(json.loads(body)["StatusCode"])
 
 
-def _since(value: str | None) -> str | None:
+def _since(value: str | None, *, flag: str = "since") -> str | None:
+    """`--since/--until` as Docker takes them: a Unix timestamp, an RFC 3339 date, or a Go duration before now
+    (`10m`, `1h30m`, `0s`). Anything else is refused with the value named."""
     if not value:
         return None
     try:
         return str(float(value))
     except ValueError:
         pass
-    units = {"s": 1, "m": 60, "h": 3600}
-    if value[-1] in units and value[:-1].replace(".", "").isdigit():
-        return str(time.time() - float(value[:-1]) * units[value[-1]])
-    return str(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+    if re.fullmatch(r"(\d+(\.\d*)?(ns|us|ms|s|m|h))+", value):
+        return str(time.time() - _duration_ns(value) / 1e9)
+    try:
+        return str(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        raise InvalidArgument(
+            f'invalid value for "{flag}": failed to parse value as time or duration: "{value}"') from None
+
+
+def _rfc3339_nano(ns: int) -> str:
+    """An event's time as Docker prints it (Go's RFC3339Nano in local time: trailing zeros dropped, `Z` for UTC)."""
+    local = datetime.fromtimestamp(ns // 1_000_000_000, UTC).astimezone()
+    fraction = f"{ns % 1_000_000_000:09d}".rstrip("0")
+    offset = local.strftime("%z")
+    zone = "Z" if offset in ("+0000", "") else f"{offset[:3]}:{offset[3:]}"
+    return local.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + zone
 
 
 @cli.command()
@@ -461,7 +478,7 @@ def logs(state: CliState, container: str, follow: bool, tail: str, since: str | 
     info = state.client.get(f"/containers/{container}/json")
     params = {"stdout": "1", "stderr": "1", "follow": "1" if follow else "0", "tail": tail,
               "timestamps": "1" if timestamps else "0"}
-    for key, value in (("since", _since(since)), ("until", _since(until))):
+    for key, value in (("since", _since(since)), ("until", _since(until, flag="until"))):
         if value:
             params[key] = value
     with state.client.stream("GET", f"/containers/{info['Id']}/logs", params=params) as resp:
@@ -714,7 +731,7 @@ def events(state: CliState, since: str | None, until: str | None, filters: tuple
     """Get real-time events from the engine."""
     from node.cli.gotemplate import render
 
-    params = {k: v for k, v in (("since", _since(since)), ("until", _since(until))) if v}
+    params = {k: v for k, v in (("since", _since(since)), ("until", _since(until, flag="until"))) if v}
     params.update(_filter_param(filters))
     with state.client.stream("GET", "/events", params=params) as resp:
         for line in resp.iter_lines():
@@ -726,9 +743,8 @@ def events(state: CliState, since: str | None, until: str | None, filters: tuple
             elif fmt:
                 click.echo(render(fmt, e))
             else:
-                ts = datetime.fromtimestamp(e["timeNano"] / 1e9, UTC).isoformat()
                 attrs = ", ".join(f"{k}={v}" for k, v in sorted(e["Actor"]["Attributes"].items()))
-                click.echo(f"{ts} {e['Type']} {e['Action']} {e['id']} ({attrs})")
+                click.echo(f"{_rfc3339_nano(e['timeNano'])} {e['Type']} {e['Action']} {e['id']} ({attrs})")
 
 
 @cli.group()

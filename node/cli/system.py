@@ -15,6 +15,8 @@ from node.version import API_VERSION, ENGINE_VERSION
 
 
 @cli.command()
+@click.option("-H", "--host", "daemon_host", metavar="URL",
+              help="Socket to serve the API on (unix:///run/pynode/pynode.sock), as dockerd's -H.")
 @click.option("--data-root", type=click.Path(path_type=Path), help="Root of persistent state (/var/lib/pynode).")
 @click.option("--exec-root", type=click.Path(path_type=Path), help="Root of runtime state (/run/pynode).")
 @click.option("--pidfile", "-p", type=click.Path(path_type=Path), help="Pid file (<exec-root>/pynode.pid).")
@@ -24,14 +26,14 @@ from node.version import API_VERSION, ENGINE_VERSION
 @click.option("--nft-table", help="Name of the engine's own nftables table (pynode).")
 @click.option("-D", "--debug", is_flag=True, default=None, help="Debug logging.")
 @click.pass_context
-def daemon(ctx: click.Context, config_file: Path, **flags: Any) -> None:
+def daemon(ctx: click.Context, config_file: Path, daemon_host: str | None, **flags: Any) -> None:
     """Run the engine daemon in the foreground (stops cleanly on SIGTERM)."""
     from node.daemon import run_daemon  # the daemon's imports (uvicorn, drivers) stay off the client path
 
     state: CliState = ctx.find_object(CliState)  # type: ignore[assignment]
     overrides = dict(flags)
-    if state.host:
-        overrides["host"] = state.host
+    if daemon_host or state.host:
+        overrides["host"] = daemon_host or state.host
     run_daemon(build_config(config_file=config_file, overrides=overrides))
 
 

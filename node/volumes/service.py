@@ -36,6 +36,15 @@ class VolumeService:
     def info_fields(self) -> dict[str, Any]:
         return {"Plugins": {"Volume": ["local"]}}
 
+    def df_fields(self) -> dict[str, Any]:
+        """`/system/df`'s volume part: each volume with Docker's UsageData (bytes used, containers using it)."""
+        rows = []
+        for name in self.driver.names():
+            view = self._view(name, self.driver.meta(name) or {})
+            view["UsageData"] = {"Size": self.driver.size(name), "RefCount": len(self._in_use(name))}
+            rows.append(view)
+        return {"Volumes": rows}
+
     # --- operations --------------------------------------------------------------------------------
     def create(self, name: str | None = None, *, driver: str = "local", labels: Mapping[str, str] | None = None,
                options: Mapping[str, str] | None = None, anonymous: bool = False) -> dict[str, Any]:
