@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from dataclasses import dataclass, field, replace
@@ -19,7 +20,7 @@ DEFAULT_HOST = "unix:///run/pynode/pynode.sock"
 _KNOWN_KEYS = {
     "data-root", "exec-root", "hosts", "storage-driver", "default-runtime", "runtimes", "log-driver",
     "log-opts", "bip", "default-address-pools", "dns", "live-restore", "debug", "nft-table", "labels",
-    "pidfile", "log-level",
+    "pidfile", "log-level", "insecure-registries",
 }
 
 
@@ -41,6 +42,7 @@ class DaemonConfig:
     debug: bool = False
     nft_table: str = "pynode"
     labels: tuple[str, ...] = ()
+    insecure_registries: tuple[str, ...] = ()  # host[:port] or CIDR: pulls may use plain http (or unverified TLS)
 
     @property
     def socket_path(self) -> Path:
@@ -91,7 +93,7 @@ def build_config(*, config_file: Path, overrides: dict[str, Any]) -> DaemonConfi
         "log-opts": ("log_opts", dict), "bip": ("bip", str),
         "default-address-pools": ("default_address_pools", tuple), "dns": ("dns", tuple),
         "live-restore": ("live_restore", bool), "debug": ("debug", bool), "nft-table": ("nft_table", str),
-        "labels": ("labels", tuple),
+        "labels": ("labels", tuple), "insecure-registries": ("insecure_registries", _registry_entries),
     }
     values: dict[str, Any] = {}
     for key, raw in data.items():
@@ -111,3 +113,24 @@ def build_config(*, config_file: Path, overrides: dict[str, Any]) -> DaemonConfi
 
 def _runtime_paths(raw: dict[str, Any]) -> dict[str, str]:
     return {name: (spec["path"] if isinstance(spec, dict) else str(spec)) for name, spec in raw.items()}
+
+
+def _registry_entries(raw: Any) -> tuple[str, ...]:
+    """`insecure-registries`: a list of `host[:port]` or CIDR strings, as dockerd takes them."""
+    if not isinstance(raw, list) or not all(isinstance(item, str) and item.strip() for item in raw):
+        raise InvalidArgument("insecure-registries: expected a list of host[:port] or CIDR strings")
+    entries = tuple(item.strip() for item in raw)
+    for item in entries:
+        if "://" in item:
+            raise InvalidArgument(f"insecure-registries: {item!r} should not contain '://' (give host[:port])")
+        if "/" in item and not _is_cidr(item):
+            raise InvalidArgument(f"insecure-registries: {item!r} is neither host[:port] nor a CIDR")
+    return entries
+
+
+def _is_cidr(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True

@@ -8,7 +8,7 @@ APT_PACKAGES=(
   crun runc conmon catatonit tini          # OCI runtimes, the container monitor, init processes
   busybox-static mmdebstrap                # base images: busybox from the host, Debian via mmdebstrap
   nftables iproute2 iputils-ping           # packet filtering, links (pyroute2 does the work; ip for humans)
-  skopeo umoci                             # interop checks of saved images
+  skopeo umoci docker-registry             # interop checks of saved images; an OCI distribution server for pull tests
   iperf3 curl ruby                         # benchmarks, probes, Vagrantfile syntax check
   python3 python3-venv python3-dev gcc    # the venv
 )

@@ -1,8 +1,9 @@
 """`/images/*` and `/system/df`: Docker Engine API image endpoints over node.images.store.ImageStore.
 
-Load, import and bootstrap answer with Docker's JSON-lines progress stream. Request bodies are spooled
-to a temp file in the store first (archives need random access); errors found before the first progress
-message are HTTP errors, later ones an `error` line in the stream.
+Pull (`/images/create?fromImage=`, node.images.pull), load, import and bootstrap answer with Docker's JSON-lines
+progress stream. Request bodies are spooled to a temp file in the store first (archives need random access);
+errors found before the first progress message (a pull's: the registry's answer for the manifest) are HTTP
+errors, later ones an `error` line in the stream.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from node.api.app import engine_of
 from node.errors import InvalidArgument, NodeError
 from node.images import views
 from node.images.filters import parse_filters
-from node.images.store import ImageLoaded, ImageStore, LayerProgress, StatusLine, StoreEvent
+from node.images.pull import Platform, pull_image, pull_reference, settings_for
+from node.images.store import ImageLoaded, ImageStore, LayerProgress, LayerStatus, StatusLine, StoreEvent
 
 router = APIRouter()
 _JSON_STREAM = "application/json"
@@ -60,12 +62,20 @@ def save_images(request: Request, names: list[str] = Query(default=[])) -> Strea
 
 @router.post("/images/create")
 async def create_image(request: Request, fromSrc: str | None = None, fromImage: str | None = None,  # noqa: N803
-                       repo: str | None = None, tag: str | None = None, message: str = "") -> Response:
+                       repo: str | None = None, tag: str | None = None, message: str = "",
+                       platform: str = "") -> Response:
+    """Pull `fromImage` (tag: a tag or a digest; empty means `latest`, not every tag), or import a rootfs
+    tar from the body (`fromSrc=-`)."""
     store = store_of(request)
+    if fromImage:
+        ref = pull_reference(fromImage, tag)
+        config = engine_of(request).config
+        settings = settings_for(data_root=config.data_root, insecure=config.insecure_registries)
+        return await _progress_response(pull_image(store, ref, settings=settings, platform=Platform.parse(platform)),
+                                        quiet=False)
     if fromSrc != "-":
-        what = fromImage or fromSrc or ""
-        raise InvalidArgument(f"cannot pull {what!r}: no registry is reachable; use `pynode load`, "
-                              "`pynode import` or `pynode image bootstrap`")
+        raise InvalidArgument(f"cannot import from {fromSrc or ''!r}: give fromSrc=- (a rootfs tar in the body) "
+                              "or fromImage (a registry image)")
     target = f"{repo}:{tag}" if repo and tag else repo
     path = await _spool(request, store)
 
@@ -101,7 +111,7 @@ def system_df(request: Request) -> dict[str, Any]:
 def inspect_image(request: Request, name: str) -> dict[str, Any]:
     store = store_of(request)
     image = store.resolve(name)
-    return views.inspect(image, graph_driver=store.graph_driver(image))
+    return views.inspect(image, graph_driver=store.graph_driver(image), descriptor=store.descriptor(image))
 
 
 @router.get("/images/{name:path}/history")
@@ -173,15 +183,17 @@ def _message(event: StoreEvent, *, quiet: bool) -> bytes | None:
     if isinstance(event, LayerProgress):
         if quiet:
             return None
-        return _dumps({"status": "Loading layer", "id": event.layer,
+        return _dumps({"status": event.action, "id": event.layer,
                        "progressDetail": {"current": event.current, "total": event.total},
                        "progress": _bar(event.current, event.total)})
+    if isinstance(event, LayerStatus):
+        return None if quiet else _dumps({"status": event.status, "progressDetail": {}, "id": event.layer})
     if isinstance(event, ImageLoaded):
         text = f"Loaded image: {event.tag}\n" if event.tag else f"Loaded image ID: {event.image_id}\n"
         return _dumps({"stream": text, "aux": {"ID": event.image_id}})
     if quiet:
         return None
-    return _dumps({"status": event.message})
+    return _dumps({"status": event.message, "id": event.id} if event.id else {"status": event.message})
 
 
 def _bar(current: int, total: int, width: int = 50) -> str:

@@ -35,7 +35,7 @@ _COMMAND_MODULE: dict[str, str] = {
     **dict.fromkeys(("attach", "container", "create", "events", "exec", "inspect", "kill", "logs", "pause", "ps",
                      "restart", "rm", "run", "start", "stats", "stop", "top", "unpause", "wait"), "containers"),
     **dict.fromkeys(("daemon", "info", "version"), "system"),
-    **dict.fromkeys(("history", "images", "import", "load", "rmi", "save", "tag"), "images"),
+    **dict.fromkeys(("history", "images", "import", "load", "pull", "rmi", "save", "tag"), "images"),
     "build": "build",
     "builder": "build",
     "network": "networks",

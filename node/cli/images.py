@@ -1,4 +1,4 @@
-"""`pynode images|load|save|import|tag|rmi|history`, `pynode image ...` (the same plus inspect, prune,
+"""`pynode images|pull|load|save|import|tag|rmi|history`, `pynode image ...` (the same plus inspect, prune,
 bootstrap) and `pynode system df`: Docker's commands, columns and messages."""
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ import click
 from node.cli.base import CliState, cli, pass_client, print_objects, print_rows, print_table
 from node.client import EngineClient
 from node.errors import InvalidArgument, NodeError
+from node.images.refs import parse_reference
 
 _IMAGE_HEADERS = {"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "CreatedSince": "CREATED",
                   "CreatedAt": "CREATED AT", "Size": "SIZE", "Digest": "DIGEST", "SharedSize": "SHARED SIZE",
                   "UniqueSize": "UNIQUE SIZE", "Containers": "CONTAINERS", "VirtualSize": "VIRTUAL SIZE"}
 _IMAGE_DEFAULT = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+_IMAGE_DIGESTS = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
 _HISTORY_HEADERS = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY",
                     "Size": "SIZE", "Comment": "COMMENT"}
 _HISTORY_DEFAULT = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
@@ -96,17 +98,38 @@ def _system_group() -> click.Group:
 
 
 # --- listing ---------------------------------------------------------------------------------------
-def image_rows(images: list[dict[str, Any]], *, no_trunc: bool = False) -> list[dict[str, Any]]:
-    """One row per tag (or one `<none>` row per untagged image), with Docker's --format fields."""
+def image_names(img: dict[str, Any], *, digests: bool = False) -> list[tuple[str, str, str]]:
+    """(repository, tag, digest) rows as Docker's CLI makes them: one per tag (with `--digests`, one per tag
+    and digest of its repository), a `<none>` tag row for a repository known only by digest, and
+    `<none>`/`<none>` for an image nothing names."""
+    tags: dict[str, list[str]] = {}
+    for tag in img.get("RepoTags") or []:
+        repo, _, tag_part = tag.rpartition(":")
+        tags.setdefault(repo, []).append(tag_part)
+    by_digest: dict[str, list[str]] = {}
+    for ref in img.get("RepoDigests") or []:
+        repo, _, digest = ref.partition("@")
+        by_digest.setdefault(repo, []).append(digest)
+    rows = []
+    for repo, tag_parts in tags.items():
+        found = by_digest.pop(repo, [])  # a repository with tags shows no digest-only row
+        repo_digests = found if digests else []
+        for tag_part in tag_parts:
+            rows += [(repo, tag_part, d) for d in repo_digests] or [(repo, tag_part, "<none>")]
+    for repo, found in by_digest.items():
+        rows += [(repo, "<none>", d) for d in found] if digests else [(repo, "<none>", "<none>")]
+    return rows or [("<none>", "<none>", "<none>")]
+
+
+def image_rows(images: list[dict[str, Any]], *, no_trunc: bool = False, digests: bool = False) -> list[dict[str, Any]]:
+    """One row per name (see `image_names`), with Docker's --format fields."""
     rows = []
     for img in images:
-        tags = img.get("RepoTags") or ["<none>:<none>"]
-        for tag in tags:
-            repo, _, tag_part = tag.rpartition(":")
+        for repo, tag_part, digest in image_names(img, digests=digests):
             rows.append({
                 "Repository": repo, "Tag": tag_part, "ID": short(img["Id"], no_trunc=no_trunc),
                 "CreatedSince": since(img["Created"]), "CreatedAt": created_at(img["Created"]),
-                "Size": human_size(img["Size"]), "VirtualSize": human_size(img["Size"]), "Digest": "<none>",
+                "Size": human_size(img["Size"]), "VirtualSize": human_size(img["Size"]), "Digest": digest,
                 "SharedSize": _maybe_size(img.get("SharedSize", -1)),
                 "UniqueSize": _maybe_size(img["Size"] - img["SharedSize"]) if img.get("SharedSize", -1) >= 0
                 else "N/A",
@@ -136,7 +159,7 @@ def _filters_param(filters: tuple[str, ...], reference: str | None = None) -> di
 @click.option("-a", "--all", "all_", is_flag=True, help="Show all images (including intermediate ones).")
 @click.option("-q", "--quiet", is_flag=True, help="Only show image IDs.")
 @click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
-@click.option("--digests", is_flag=True, help="Show digests (accepted; loaded images have none).")
+@click.option("--digests", is_flag=True, help="Show digests (pulled images have them; built or loaded ones none).")
 @click.option("-f", "--filter", "filters", multiple=True, help="Filter: dangling=true, reference=PATTERN, label=K[=V].")
 @click.option("--format", "fmt", help="'json', 'table TEMPLATE' or a Go template.")
 @pass_client
@@ -144,8 +167,9 @@ def list_images(state: CliState, repository: str | None, all_: bool, quiet: bool
                 digests: bool, filters: tuple[str, ...], fmt: str | None) -> None:
     """List images."""
     params = {"all": "1" if all_ else "0", **_filters_param(filters, repository)}
-    rows = image_rows(state.client.get("/images/json", params=params), no_trunc=no_trunc)
-    print_rows(rows, fmt=fmt, default=_IMAGE_DEFAULT, headers=_IMAGE_HEADERS, quiet=quiet)
+    rows = image_rows(state.client.get("/images/json", params=params), no_trunc=no_trunc, digests=digests)
+    print_rows(rows, fmt=fmt, default=_IMAGE_DIGESTS if digests else _IMAGE_DEFAULT, headers=_IMAGE_HEADERS,
+               quiet=quiet)
 
 
 cli.add_command(list_images, "images")
@@ -304,6 +328,66 @@ def load(state: CliState, input_: Path | None, quiet: bool) -> None:
 
 cli.add_command(load, "load")
 image.add_command(load, "load")
+
+
+@click.command("pull")
+@click.argument("name")
+@click.option("-q", "--quiet", is_flag=True, help="Suppress verbose output.")
+@click.option("--platform", default="", help="Set platform if the registry serves several (os/arch[/variant]).")
+@pass_client
+def pull(state: CliState, name: str, quiet: bool, platform: str) -> None:
+    """Download an image from a registry: HOST[:PORT]/NAME[:TAG|@sha256:DIGEST] (no Docker Hub here)."""
+    ref = parse_reference(name)
+    if ref.tag is None and ref.digest is None and not quiet:
+        click.echo("Using default tag: latest")
+    params = {"fromImage": ref.familiar_name, "tag": ref.digest or ref.tag or "latest"}
+    if platform:
+        params["platform"] = platform
+    render_pull(state.client.stream_json("POST", "/images/create", params=params), quiet=quiet)
+    click.echo(ref.name + (f"@{ref.digest}" if ref.digest else f":{ref.tag or 'latest'}"))
+
+
+cli.add_command(pull, "pull")
+image.add_command(pull, "pull")
+
+
+def render_pull(messages: Iterator[dict[str, Any]], *, quiet: bool) -> None:
+    """A pull's stream as Docker prints it: `<id>: <status>` lines (a bar's updates once per status when not on
+    a terminal), then the `Digest:` and `Status:` lines."""
+    if quiet:
+        for _message in messages:
+            pass
+        return
+    if sys.stdout.isatty():
+        _render_pull_rich(messages)
+        return
+    seen: set[tuple[str, str]] = set()
+    for message in messages:
+        status, ident = message.get("status", ""), message.get("id", "")
+        if (message.get("progressDetail") or {}).get("total") is not None:
+            if (ident, status) in seen:
+                continue
+            seen.add((ident, status))
+        click.echo(f"{ident}: {status}" if ident else status)
+
+
+def _render_pull_rich(messages: Iterator[dict[str, Any]]) -> None:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=False)) as bars:
+        tasks: dict[str, Any] = {}
+        for message in messages:
+            status, ident = message.get("status", ""), message.get("id", "")
+            detail = message.get("progressDetail")
+            if detail is None or not ident:
+                bars.console.print(f"{ident}: {status}" if ident else status, markup=False, highlight=False)
+                continue
+            if ident not in tasks:
+                tasks[ident] = bars.add_task(f"{ident}: {status}", total=detail.get("total") or 1)
+            total = detail.get("total") or bars.tasks[tasks[ident]].total
+            done = status in ("Pull complete", "Already exists")
+            bars.update(tasks[ident], description=f"{ident}: {status}", total=total,
+                        completed=total if done else detail.get("current", 0))
 
 
 def render_progress(messages: Iterator[dict[str, Any]], *, quiet: bool) -> None:

@@ -24,6 +24,9 @@ class Image:
     config: the OCI image config as a dict (`config.Cmd`, `config.Env`, `rootfs.diff_ids`, `history`).
     diff_ids / chain_ids: bottom layer first; `chain_ids[-1]` names the top layer's overlay2 directory.
     created: RFC 3339 string from the config. size: the sum of the layers' content sizes in bytes.
+    manifest_digest: the store's own OCI manifest (what `save` exports). pulled_manifests: digests of the
+    manifests (and indexes) a registry served for it, kept as pulled. repo_digests: `name@sha256:...`
+    references (Docker's RepoDigests), each naming one of `digests`.
     """
 
     id: str
@@ -35,6 +38,13 @@ class Image:
     size: int = 0
     manifest_digest: str = ""
     build_cache: bool = False  # a builder step's result: hidden from listings while untagged
+    repo_digests: tuple[str, ...] = ()
+    pulled_manifests: tuple[str, ...] = ()
+
+    @property
+    def digests(self) -> frozenset[str]:
+        """Every manifest digest the image is known by: its own and those it was pulled as."""
+        return frozenset(d for d in (self.manifest_digest, *self.pulled_manifests) if d)
 
     @property
     def top_chain_id(self) -> str | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import json
 import logging
 import os
@@ -50,7 +51,8 @@ from node.images.model import (
     hex_of,
     sha256_digest,
 )
-from node.images.refs import id_prefix, is_full_id, parse_reference, short_id, split_familiar
+from node.images.pull import BadContent, PullLayer, PullPlan
+from node.images.refs import Reference, id_prefix, is_full_id, parse_reference, short_id, split_familiar
 from node.images.storage.overlay2 import Overlay2Driver, backing_filesystem
 from node.images.streams import CountingReader, LayerStream, Readable, decompressed
 from node.images.tarformat import BadLayer
@@ -70,11 +72,21 @@ class LayerProgress:
     current: int
     total: int
     done: bool = False
+    action: str = "Loading layer"   # "Downloading" during a pull
+
+
+@dataclass(frozen=True, slots=True)
+class LayerStatus:
+    """A layer's step without a bar: `Pulling fs layer`, `Already exists`, `Pull complete`."""
+
+    layer: str
+    status: str
 
 
 @dataclass(frozen=True, slots=True)
 class StatusLine:
     message: str
+    id: str = ""    # Docker's `id` beside the status (`latest: Pulling from busybox`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +95,7 @@ class ImageLoaded:
     tag: str | None
 
 
-StoreEvent = LayerProgress | StatusLine | ImageLoaded
+StoreEvent = LayerProgress | LayerStatus | StatusLine | ImageLoaded
 
 
 @dataclass
@@ -113,6 +125,7 @@ class ImageStore:
         self._in_use: InUseChecker = lambda _image_id: []
         self._images: dict[str, Image] = {}
         self._tags: dict[str, str] = {}
+        self._digests: dict[str, str] = {}   # `name@sha256:...` -> image id (Docker's RepoDigests)
         self._layers: dict[str, Layer] = {}
         self._refs: dict[str, set[str]] = {}
         self._open()
@@ -259,12 +272,49 @@ class ImageStore:
         finally:
             tar_path.unlink(missing_ok=True)
 
+    def pull(self, plan: PullPlan) -> Iterator[StoreEvent]:
+        """Register what node.images.pull.plan_pull found, as `docker pull` reports it. A layer the store has
+        in the same chain position is not downloaded (`Already exists`); the others download and extract in
+        parallel, checked against the manifest (blob digest, size, compression) and the config (diff id).
+        Then the manifests as pulled, the image, its tag and its digest reference. All or nothing."""
+        ref = plan.reference
+        yield StatusLine(f"Pulling from {ref.path}", id=ref.digest or ref.tag or "latest")
+        txn = _Txn()
+        written: list[str] = []
+        try:
+            if plan.config is not None:
+                yield from self._download_layers(plan, txn)
+            for data in plan.manifests:
+                self._write_new_blob(data, written)
+            image = self._register_pulled(plan)
+        except BaseException:
+            for digest in written:
+                (self.blobs / hex_of(digest)).unlink(missing_ok=True)
+            self._rollback(txn)
+            raise
+        finally:
+            self._release(txn)
+        yield from self._name_pulled(image, plan)
+
+    def has_image(self, image_id: str) -> bool:
+        with self._lock:
+            return image_id in self._images
+
+    def descriptor(self, image: Image) -> dict[str, Any]:
+        """The OCI descriptor of the image's own manifest: what `save` exports (and a manager's registry serves)."""
+        try:
+            size = (self.blobs / hex_of(image.manifest_digest)).stat().st_size
+        except (OSError, ValueError):
+            return {}
+        return {"mediaType": MEDIA_OCI_MANIFEST, "digest": image.manifest_digest, "size": size}
+
     # --- tags and removal ------------------------------------------------------------------------
     def tag(self, source: str, target: str) -> None:
         """`docker tag SOURCE TARGET`; moving a tag leaves the old image dangling, as Docker does."""
         target_ref = parse_reference(target)
         if target_ref.digest:
-            raise InvalidArgument(f"refusing to create a tag with a digest reference: {target}")
+            self._name_by_digest(source, target_ref, target)
+            return
         if is_full_id(target) and target_ref.tag is None:
             raise InvalidArgument(f"invalid reference format: repository name ({target}) cannot be a 64-byte hex")
         with self._lock:
@@ -272,6 +322,21 @@ class ImageStore:
             self._tags[target_ref.familiar] = image_id
             self._write_tags()
         self._publish("tag", image_id, name=target_ref.familiar)
+
+    def _name_by_digest(self, source: str, target_ref: Reference, target: str) -> None:
+        """`name@sha256:D` as a name: only for a digest the image is known by (so it stays a true statement);
+        Docker refuses every digest target, having no way to check one."""
+        if target_ref.tag is not None:
+            raise InvalidArgument(f"refusing to create a tag with a digest reference: {target}")
+        name = f"{target_ref.familiar_name}@{target_ref.digest}"
+        with self._lock:
+            image_id = self._find_id(source)
+            if target_ref.digest not in self._images[image_id].digests:
+                raise InvalidArgument(f"refusing to create a tag with a digest reference: {target} "
+                                      f"(the image is not known by that digest)")
+            self._digests[name] = image_id
+            self._write_tags()
+        self._publish("tag", image_id, name=name)
 
     def remove(self, ref: str, *, force: bool = False) -> list[dict[str, str]]:
         """`docker rmi`: [{"Untagged": tag}, ..., {"Deleted": id}, ...] in Docker's order."""
@@ -281,6 +346,10 @@ class ImageStore:
             by_tag = self._tag_of_ref(ref)
             if by_tag is not None and by_tag in tags:
                 return self._remove_by_tag(image_id, by_tag, force=force)
+            digested = _digest_reference(ref)
+            by_digest = f"{digested.familiar_name}@{digested.digest}" if digested else None
+            if by_digest is not None and self._digests.get(by_digest) == image_id:
+                return self._remove_by_tag(image_id, by_digest, force=force)
             return self._remove_by_id(image_id, tags, force=force)
 
     def prune(self, *, all_images: bool = False) -> dict[str, Any]:
@@ -293,7 +362,7 @@ class ImageStore:
                 if (tags and not all_images) or self._in_use(image.id) or self._is_hidden(image):
                     continue
                 before = self._layers_size()
-                deleted += [{"Untagged": t} for t in tags]
+                deleted += [{"Untagged": t} for t in tags + self._digest_refs_of(image.id)]
                 for t in tags:
                     self._tags.pop(t, None)
                 deleted += self._delete_image(image.id)
@@ -345,9 +414,11 @@ class ImageStore:
             _remove_path(leftover)
         self._read_layers()
         self._read_images()
-        self._tags = {tag: image_id for repo in (read_json(self._repositories_path(), {}) or {})
-                      .get("Repositories", {}).values() for tag, image_id in repo.items()
-                      if image_id in self._images}
+        refs = {ref: image_id for repo in (read_json(self._repositories_path(), {}) or {})
+                .get("Repositories", {}).values() for ref, image_id in repo.items() if image_id in self._images}
+        self._tags = {ref: image_id for ref, image_id in refs.items() if "@" not in ref}
+        self._digests = {ref: image_id for ref, image_id in refs.items()
+                         if "@" in ref and ref.rsplit("@", 1)[1] in self._images[image_id].digests}
         self._collect_orphans()
 
     def _repositories_path(self) -> Path:
@@ -376,7 +447,8 @@ class ImageStore:
             try:
                 config_bytes = (self.blobs / entry.stem).read_bytes()
                 self._images[image_id] = replace(self._image_from(config_bytes, record["manifest"]),
-                                                 build_cache=bool(record.get("build_cache")))
+                                                 build_cache=bool(record.get("build_cache")),
+                                                 pulled_manifests=tuple(record.get("pulled") or ()))
             except (OSError, KeyError, ValueError, NotFound) as exc:
                 log.warning("dropping unreadable image %s: %s", image_id, exc)
 
@@ -412,6 +484,12 @@ class ImageStore:
             if image_id in self._images:
                 return image_id
             raise NotFound(f"No such image: {ref}")
+        digested = _digest_reference(ref)
+        if digested is not None:
+            found = self._find_by_digest(digested)
+            if found is None:
+                raise NotFound(f"No such image: {ref}")
+            return found
         tag = self._tag_of_ref(ref)
         if tag is not None and tag in self._tags:
             return self._tags[tag]
@@ -435,8 +513,28 @@ class ImageStore:
     def _tags_of(self, image_id: str) -> list[str]:
         return sorted(t for t, i in self._tags.items() if i == image_id)
 
+    def _digest_refs_of(self, image_id: str) -> list[str]:
+        return sorted(r for r, i in self._digests.items() if i == image_id)
+
     def _with_tags(self, image: Image) -> Image:
-        return replace(image, repo_tags=tuple(self._tags_of(image.id)))
+        return replace(image, repo_tags=tuple(self._tags_of(image.id)),
+                       repo_digests=tuple(self._digest_refs_of(image.id)))
+
+    def _find_by_digest(self, ref: Reference) -> str | None:
+        """`name[:tag]@sha256:D` (the tag, as Docker does, ignored): the image with that RepoDigest, else one
+        known by digest D (its own manifest or one it was pulled as) under repository `name`."""
+        assert ref.digest is not None
+        exact = self._digests.get(f"{ref.familiar_name}@{ref.digest}")
+        if exact is not None:
+            return exact
+        for image in self._images.values():
+            if ref.digest in image.digests and ref.familiar_name in self._repositories_of(image.id):
+                return image.id
+        return None
+
+    def _repositories_of(self, image_id: str) -> set[str]:
+        return {split_familiar(t)[0] for t in self._tags_of(image_id)} | \
+               {r.rsplit("@", 1)[0] for r in self._digest_refs_of(image_id)}
 
     # --- loading ---------------------------------------------------------------------------------
     def _seekable_plain(self, fh: IO[bytes]) -> IO[bytes]:
@@ -499,12 +597,12 @@ class ImageStore:
                 jobs.append(job)
         return jobs
 
-    def _run_extractions(self, jobs: list[_Extraction]) -> Iterator[StoreEvent]:
+    def _run_extractions(self, jobs: list[_Extraction], *, action: str = "Loading layer") -> Iterator[LayerProgress]:
         """Extract layers in parallel (they are independent until registered); progress every 0.2 s."""
         pending = [job for job in jobs if not job.done]
         for job in jobs:
             if job.done:
-                yield LayerProgress(job.label, job.total, job.total, done=True)
+                yield LayerProgress(job.label, job.total, job.total, done=True, action=action)
         if not pending:
             return
         with ThreadPoolExecutor(max_workers=_EXTRACT_WORKERS, thread_name_prefix="layer") as pool:
@@ -515,12 +613,81 @@ class ImageStore:
                     for future in finished:
                         job = futures.pop(future)
                         future.result()
-                        yield LayerProgress(job.label, job.total, job.total, done=True)
+                        yield LayerProgress(job.label, job.total, job.total, done=True, action=action)
                     for job in futures.values():
-                        yield LayerProgress(job.label, job.counter.count, job.total)
+                        yield LayerProgress(job.label, job.counter.count, job.total, action=action)
             finally:
                 for future in futures:
                     future.cancel()
+
+    # --- pulling ---------------------------------------------------------------------------------
+    def _download_layers(self, plan: PullPlan, txn: _Txn) -> Iterator[StoreEvent]:
+        diff_ids = _pulled_diff_ids(plan)
+        chains = chain_ids_of(diff_ids)
+        jobs = []
+        for index, (layer, diff_id) in enumerate(zip(plan.layers, diff_ids, strict=True)):
+            source = _Deferred()
+            counted = CountingReader(source)
+            job = _Extraction(layer.label, counted, layer.descriptor.size, functools.partial(
+                self._pull_layer, layer, source, counted, parent=chains[index - 1] if index else None,
+                ancestors=list(reversed(chains[:index])), expected=diff_id, txn=txn))
+            job.done = self._hold_existing(chains[index], txn)
+            jobs.append(job)
+        for job in jobs:
+            yield LayerStatus(job.label, "Already exists" if job.done else "Pulling fs layer")
+        for job in jobs:
+            if not job.done:
+                yield LayerProgress(job.label, 0, job.total, action="Downloading")
+        for event in self._run_extractions([job for job in jobs if not job.done], action="Downloading"):
+            yield LayerStatus(event.layer, "Pull complete") if event.done else event
+
+    def _pull_layer(self, layer: PullLayer, source: _Deferred, counted: CountingReader, *, parent: str | None,
+                    ancestors: list[str], expected: str, txn: _Txn) -> Layer:
+        """Runs in an extraction thread: the download starts here, streamed into the unpacker."""
+        with layer.open() as blob:
+            source.src = blob
+            return self._add_layer_from(counted, parent=parent, expected=expected, txn=txn,
+                                        blob_digest=layer.descriptor.digest, name=layer.descriptor.digest,
+                                        ancestors=ancestors)
+
+    def _write_new_blob(self, data: bytes, written: list[str]) -> None:
+        digest = sha256_digest(data)
+        if not (self.blobs / hex_of(digest)).exists():
+            self._write_blob(data)
+            written.append(digest)
+
+    def _register_pulled(self, plan: PullPlan) -> Image:
+        with self._lock:
+            if plan.config is not None:
+                image = self._register(plan.config)
+            elif plan.image_id in self._images:
+                image = self._images[plan.image_id]
+            else:  # removed while the registry was asked
+                raise NotFound(f"No such image: {plan.image_id}")
+            pulled = tuple(dict.fromkeys((*image.pulled_manifests, *(sha256_digest(m) for m in plan.manifests))))
+            if pulled != image.pulled_manifests:
+                image = self._images[image.id] = replace(image, pulled_manifests=pulled)
+                self._write_record(image)
+            return image
+
+    def _name_pulled(self, image: Image, plan: PullPlan) -> Iterator[StoreEvent]:
+        """The tag (unless pulled by digest) and the digest reference `name@sha256:...`, as Docker records them."""
+        ref = plan.reference
+        digest_ref = f"{ref.familiar_name}@{plan.digest}"
+        tag = None if ref.digest else ref.familiar
+        with self._lock:
+            up_to_date = (self._tags.get(tag) if tag else self._digests.get(digest_ref)) == image.id
+            self._digests[digest_ref] = image.id
+            if tag:
+                self._tags[tag] = image.id
+            self._write_tags()
+        shown = tag or digest_ref
+        if not up_to_date:
+            self._publish("tag", image.id, name=shown)
+        self._publish("pull", image.id, name=shown)
+        yield StatusLine(f"Digest: {plan.digest}")
+        yield StatusLine(f"Status: Image is up to date for {shown}" if up_to_date
+                         else f"Status: Downloaded newer image for {shown}")
 
     def _hold_existing(self, chain: str, txn: _Txn) -> bool:
         with self._lock:
@@ -635,22 +802,27 @@ class ImageStore:
                 image = self._images[image_id]
                 if image.build_cache and not build_cache:  # made by a build and now by load/import too
                     image = self._images[image_id] = replace(image, build_cache=False)
-                    write_json_atomic(self.imagedb / f"{hex_of(image_id)}.json", {"manifest": image.manifest_digest})
+                    self._write_record(image)
                 return image
             image = self._image_from(config_bytes, "")
             manifest = self._manifest_of(image, config_bytes)
             manifest_digest = self._write_blob(manifest)
             self._write_blob(config_bytes)
-            record: dict[str, Any] = {"manifest": manifest_digest}
-            if build_cache:
-                record["build_cache"] = True
-            write_json_atomic(self.imagedb / f"{hex_of(image_id)}.json", record)
             image = replace(image, manifest_digest=manifest_digest, build_cache=build_cache)
+            self._write_record(image)
             self._images[image_id] = image
             for chain in image.chain_ids:
                 self._refs.setdefault(chain, set()).add(image_id)
             self._write_refcounts()
             return image
+
+    def _write_record(self, image: Image) -> None:
+        record: dict[str, Any] = {"manifest": image.manifest_digest}
+        if image.build_cache:
+            record["build_cache"] = True
+        if image.pulled_manifests:
+            record["pulled"] = list(image.pulled_manifests)
+        write_json_atomic(self.imagedb / f"{hex_of(image.id)}.json", record)
 
     def _manifest_of(self, image: Image, config_bytes: bytes) -> bytes:
         layers = [{"mediaType": MEDIA_OCI_LAYER, "digest": self._layers[c].diff_id, "size": self._layers[c].tar_size}
@@ -667,11 +839,23 @@ class ImageStore:
         return digest
 
     def _remove_by_tag(self, image_id: str, tag: str, *, force: bool) -> list[dict[str, str]]:
-        self._tags.pop(tag)
+        """Untag one name (a tag or a digest reference). As Docker does, removing a repository's last tag also
+        removes that repository's digest references; the image goes when nothing names it."""
+        removed = [tag]
+        if "@" in tag:
+            self._digests.pop(tag)
+        else:
+            self._tags.pop(tag)
+            repo = split_familiar(tag)[0]
+            if repo not in {split_familiar(t)[0] for t in self._tags_of(image_id)}:
+                removed += [r for r in self._digest_refs_of(image_id) if r.rsplit("@", 1)[0] == repo]
+                for ref in removed[1:]:
+                    self._digests.pop(ref)
         self._write_tags()
-        self._publish("untag", image_id, name=tag)
-        out = [{"Untagged": tag}]
-        if not self._tags_of(image_id) and not self._in_use(image_id):
+        for name in removed:
+            self._publish("untag", image_id, name=name)
+        out = [{"Untagged": name} for name in removed]
+        if not self._tags_of(image_id) and not self._digest_refs_of(image_id) and not self._in_use(image_id):
             out += self._delete_image(image_id)
         return out
 
@@ -683,11 +867,15 @@ class ImageStore:
         if not force and len(tags) > 1:
             raise Conflict(f"conflict: unable to delete {short_id(image_id)} (must be forced) - "
                            "image is referenced in multiple repositories")
+        names = tags + self._digest_refs_of(image_id)
         for tag in tags:
             self._tags.pop(tag)
-            self._publish("untag", image_id, name=tag)
+        for ref in names[len(tags):]:
+            self._digests.pop(ref)
+        for name in names:
+            self._publish("untag", image_id, name=name)
         self._write_tags()
-        out = [{"Untagged": t} for t in tags]
+        out = [{"Untagged": name} for name in names]
         if not users:
             out += self._delete_image(image_id)
         return out
@@ -695,8 +883,11 @@ class ImageStore:
     def _delete_image(self, image_id: str) -> list[dict[str, str]]:
         image = self._images.pop(image_id)
         (self.imagedb / f"{hex_of(image_id)}.json").unlink(missing_ok=True)
-        for digest in (image_id, image.manifest_digest):
-            if digest:
+        for ref in self._digest_refs_of(image_id):
+            self._digests.pop(ref)
+        others = {d for other in self._images.values() for d in (other.manifest_digest, *other.pulled_manifests)}
+        for digest in (image_id, image.manifest_digest, *image.pulled_manifests):
+            if digest and digest not in others:
                 (self.blobs / hex_of(digest)).unlink(missing_ok=True)
         out = [{"Deleted": image_id}]
         for chain in reversed(image.chain_ids):
@@ -737,9 +928,12 @@ class ImageStore:
             write_json_atomic(self._refcounts_path(), refs)
 
     def _write_tags(self) -> None:
+        """repositories.json as Docker writes it: tags and digest references per repository."""
         repos: dict[str, dict[str, str]] = {}
         for tag, image_id in sorted(self._tags.items()):
             repos.setdefault(split_familiar(tag)[0], {})[tag] = image_id
+        for ref, image_id in sorted(self._digests.items()):
+            repos.setdefault(ref.rsplit("@", 1)[0], {})[ref] = image_id
         write_json_atomic(self._repositories_path(), {"Repositories": repos})
 
     def _layers_size(self) -> int:
@@ -801,6 +995,33 @@ class _Extraction:
     done: bool = False
 
 
+class _Deferred:
+    """A stream opened later, in the thread that reads it (a layer's download starts where it is extracted)."""
+
+    def __init__(self) -> None:
+        self.src: Readable = io.BytesIO()
+
+    def read(self, n: int = -1, /) -> bytes:
+        return self.src.read(n)
+
+
+def _pulled_diff_ids(plan: PullPlan) -> list[str]:
+    """The config's rootfs.diff_ids, one per manifest layer, each a sha256 digest; BadContent otherwise."""
+    try:
+        diff_ids = json.loads(plan.config or b"")["rootfs"]["diff_ids"]
+    except (ValueError, KeyError, TypeError):
+        raise BadContent(f"{plan.shown}: image config without rootfs.diff_ids") from None
+    if not isinstance(diff_ids, list) or len(diff_ids) != len(plan.layers):
+        count = len(diff_ids) if isinstance(diff_ids, list) else 0
+        raise BadContent(f"{plan.shown}: the config names {count} layers but the manifest lists {len(plan.layers)}")
+    for diff_id in diff_ids:
+        try:
+            hex_of(diff_id)
+        except (ValueError, AttributeError):
+            raise BadContent(f"{plan.shown}: bad diff id {diff_id!r} in the image config") from None
+    return diff_ids
+
+
 def _check_plan(plan: archive.ArchiveImage) -> None:
     try:
         config = json.loads(plan.config)
@@ -828,6 +1049,17 @@ def _verify_layer(result: UnpackResult, blob: LayerStream, *, expected: str | No
                        f"(expected {expected}, got {result.diff_id})")
     if blob_digest is not None and actual_blob != blob_digest and result.diff_id != blob_digest:
         raise BadLayer(f"invalid layer {name}: blob does not match its digest {blob_digest}")
+
+
+def _digest_reference(text: str) -> Reference | None:
+    """`text` parsed when it is a digest reference (`name[:tag]@sha256:...`), else None."""
+    if "@" not in text:
+        return None
+    try:
+        ref = parse_reference(text)
+    except InvalidArgument:
+        return None
+    return ref if ref.digest else None
 
 
 def _chain_of(parent: str | None, diff_id: str) -> str:

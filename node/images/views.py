@@ -29,16 +29,19 @@ def unix_time(created: str) -> int:
 def summary(image: Image, *, containers: int = -1, shared_size: int = -1) -> dict[str, Any]:
     cfg = image.config.get("config") or {}
     return {
-        "Id": image.id, "ParentId": "", "RepoTags": list(image.repo_tags), "RepoDigests": [],
+        "Id": image.id, "ParentId": "", "RepoTags": list(image.repo_tags), "RepoDigests": list(image.repo_digests),
         "Created": unix_time(image.created), "Size": image.size, "VirtualSize": image.size,
         "SharedSize": shared_size, "Labels": cfg.get("Labels") or {}, "Containers": containers,
     }
 
 
-def inspect(image: Image, *, graph_driver: dict[str, Any]) -> dict[str, Any]:
+def inspect(image: Image, *, graph_driver: dict[str, Any], descriptor: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Docker's ImageInspect; `Descriptor` (API 1.48's field) is the image's own manifest, what `save` exports."""
     config = image.config
+    extra = {"Descriptor": descriptor} if descriptor else {}
     return {
-        "Id": image.id, "RepoTags": list(image.repo_tags), "RepoDigests": [], "Parent": "",
+        "Id": image.id, **extra, "RepoTags": list(image.repo_tags), "RepoDigests": list(image.repo_digests),
+        "Parent": "",
         "Comment": _last_comment(config), "Created": image.created, "Container": "",
         "DockerVersion": "", "Author": config.get("author", ""), "Config": _docker_config(config.get("config")),
         "Architecture": config.get("architecture", ""), "Variant": config.get("variant"),
