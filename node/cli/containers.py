@@ -197,9 +197,12 @@ def build_create_body(image: str, command: tuple[str, ...], o: dict[str, Any]) -
         body["StopTimeout"] = o["stop_timeout"]
     if o["entrypoint"] is not None:
         body["Entrypoint"] = [o["entrypoint"]] if o["entrypoint"] else [""]
+    health_flags = ("health_cmd", "health_interval", "health_timeout", "health_retries", "health_start_period")
     if o["no_healthcheck"]:
+        if any(o[flag] for flag in health_flags):
+            raise _engine_error(InvalidArgument("--no-healthcheck conflicts with --health-* options"))
         body["Healthcheck"] = {"Test": ["NONE"]}
-    elif o["health_cmd"] or o["health_interval"] or o["health_retries"]:
+    elif any(o[flag] for flag in health_flags):
         body["Healthcheck"] = {
             "Test": ["CMD-SHELL", o["health_cmd"]] if o["health_cmd"] else [],
             "Interval": _duration_ns(o["health_interval"]), "Timeout": _duration_ns(o["health_timeout"]),
