@@ -38,7 +38,7 @@ from orchestrator.model import (
     UpdateStatus,
     from_dict,
 )
-from orchestrator.reconcile.plan import new_id
+from orchestrator.reconcile.plan import new_id, port_shape
 from orchestrator.scheduler import ConstraintError, validate_placement
 from orchestrator.security import RootCA, role_for_token, rotate_join_tokens
 from orchestrator.security.sealing import content_digest
@@ -441,7 +441,7 @@ def updated_service(service: Service, spec: ServiceSpec, *, now: float) -> Servi
     """The service with its new spec; a changed task template starts a rolling update."""
     status = service.update_status
     previous = service.previous_spec
-    if spec.task != service.spec.task:
+    if spec.task != service.spec.task or port_shape(spec.endpoint.ports) != port_shape(service.spec.endpoint.ports):
         status = UpdateStatus(state=UpdateState.UPDATING, started_at=now, message="update in progress")
         previous = service.spec
     return dataclasses.replace(service, spec=spec, previous_spec=previous, update_status=status, updated_at=now)

@@ -13,9 +13,12 @@ from orchestrator.model import (
     Node,
     NodeAvailability,
     NodeStatus,
+    PortConfig,
+    PublishMode,
     RestartCondition,
     Service,
     ServiceMode,
+    ServiceSpec,
     Task,
     TaskState,
     TaskStatus,
@@ -65,6 +68,18 @@ def new_task(service: Service, *, slot: int = 0, node_id: str | None = None, now
         status=TaskStatus(state=TaskState.NEW, message="created", timestamp=now),
         spec=spec.task, ports=spec.endpoint.ports, created_at=now, updated_at=now,
     )
+
+
+def port_shape(ports: Iterable[PortConfig]) -> list[tuple[str, int, str, int]]:
+    """What of a service's ports its task containers depend on: a host-mode port is the container's own
+    binding; an ingress port needs the task on the ingress network, whatever its published number."""
+    return sorted((p.protocol.value, p.target_port, p.publish_mode.value,
+                   p.published_port if p.publish_mode is PublishMode.HOST else 0) for p in ports)
+
+
+def is_current(task: Task, spec: ServiceSpec) -> bool:
+    """Whether the task runs what the service says now (else a rolling update replaces it)."""
+    return task.spec == spec.task and port_shape(task.ports) == port_shape(spec.endpoint.ports)
 
 
 def is_live(task: Task) -> bool:
@@ -191,7 +206,7 @@ def _check_update(service: Service, tasks: Sequence[Task], plan: Plan, *, now: f
         return service
     rolling_back = status.state is UpdateState.ROLLBACK_STARTED
     config = service.spec.rollback_config if rolling_back else service.spec.update_config
-    new = [t for t in tasks if t.spec == service.spec.task and t.created_at >= status.started_at]
+    new = [t for t in tasks if is_current(t, service.spec) and t.created_at >= status.started_at]
     failed = [t for t in new if t.status.state in _FAILED]
     if failed and config.failure_action is not FailureAction.CONTINUE:
         reason = f"update failed: task {failed[0].id} {failed[0].status.state.name.lower()}: {failed[0].status.err}"
@@ -214,11 +229,10 @@ def _plan_update(service: Service, tasks: Sequence[Task], nodes: Mapping[str, No
                  make_id: Callable[[], str]) -> None:
     """Replace live tasks of an older spec, `parallelism` at a time, `delay` after the last batch ran."""
     status = service.update_status
-    target = service.spec.task
     live = [plan.updates.get(t.id, t) for t in tasks]
     live = [t for t in live if is_live(t)]
-    dirty = [t for t in live if t.spec != target]
-    new = [t for t in live if t.spec == target]
+    dirty = [t for t in live if not is_current(t, service.spec)]
+    new = [t for t in live if is_current(t, service.spec)]
     paused = status is not None and status.state in (UpdateState.PAUSED, UpdateState.ROLLBACK_PAUSED)
     if not dirty:
         if status is not None and status.state in (UpdateState.UPDATING, UpdateState.ROLLBACK_STARTED) \
@@ -236,14 +250,14 @@ def _plan_update(service: Service, tasks: Sequence[Task], nodes: Mapping[str, No
     by_slot = _by_key(live, _slot_key)
     # start-first: the old task of a slot goes once its replacement runs
     for group in by_slot.values():
-        fresh = [t for t in group if t.spec == target]
+        fresh = [t for t in group if is_current(t, service.spec)]
         if fresh and any(t.status.state == TaskState.RUNNING for t in fresh):
             for task in group:
-                if task.spec != target:
+                if not is_current(task, service.spec):
                     plan.shutdown(task, "replaced by an updated task")
     started = status.started_at if status else 0.0
     in_flight = [t for t in new if t.created_at >= started and t.status.state < TaskState.RUNNING]
-    in_flight += [t for t in plan.creates if t.spec == target]
+    in_flight += [t for t in plan.creates if is_current(t, service.spec)]
     if in_flight:
         return
     ran = [t.status.timestamp for t in new if t.created_at >= started and t.status.state == TaskState.RUNNING]
@@ -252,7 +266,7 @@ def _plan_update(service: Service, tasks: Sequence[Task], nodes: Mapping[str, No
         plan.wake(next_at)
         return
     batch = [t for t in dirty if t.id not in plan.updates or is_live(plan.updates[t.id])]
-    batch = [t for t in batch if not any(f.spec == target for f in by_slot.get(_slot_key(t), []))]
+    batch = [t for t in batch if not any(is_current(f, service.spec) for f in by_slot.get(_slot_key(t), []))]
     if config.parallelism:
         batch = batch[: config.parallelism]
     for task in batch:
