@@ -643,12 +643,17 @@ class ImageStore:
 
     def _pull_layer(self, layer: PullLayer, source: _Deferred, counted: CountingReader, *, parent: str | None,
                     ancestors: list[str], expected: str, txn: _Txn) -> Layer:
-        """Runs in an extraction thread: the download starts here, streamed into the unpacker."""
-        with layer.open() as blob:
-            source.src = blob
-            return self._add_layer_from(counted, parent=parent, expected=expected, txn=txn,
-                                        blob_digest=layer.descriptor.digest, name=layer.descriptor.digest,
-                                        ancestors=ancestors)
+        """Runs in an extraction thread: the download starts here, streamed into the unpacker. The layer's lock
+        is held from before the request, so concurrent pulls of one layer download it once."""
+        chain = _chain_of(parent, expected)
+        with self._layer_lock(chain):
+            if chain in self._layers:  # another pull registered it meanwhile
+                return self._layers[chain]
+            with layer.open() as blob:
+                source.src = blob
+                return self._add_layer_from(counted, parent=parent, expected=expected, txn=txn,
+                                            blob_digest=layer.descriptor.digest, name=layer.descriptor.digest,
+                                            ancestors=ancestors, lock_held=True)
 
     def _write_new_blob(self, data: bytes, written: list[str]) -> None:
         digest = sha256_digest(data)
@@ -696,16 +701,17 @@ class ImageStore:
 
     def _add_layer_from(self, stream: Readable, *, parent: str | None, expected: str | None, txn: _Txn,
                         blob_digest: str | None = None, name: str = "layer",
-                        ancestors: Sequence[str] | None = None) -> Layer:
+                        ancestors: Sequence[str] | None = None, lock_held: bool = False) -> Layer:
         """Extract into staging, verify, and register; reuses an existing identical layer.
 
         When the diff id is known beforehand the layer's lock is held during extraction, so concurrent
         loads of one layer extract it once; otherwise a lost rename race discards the later copy.
+        `lock_held`: the caller holds that lock already (a pull takes it before it downloads).
         """
         known = _chain_of(parent, expected) if expected else None
         if known is not None:
             self._hold(known, txn)
-        with self._layer_lock(known) if known else contextlib.nullcontext():
+        with self._layer_lock(known) if known and not lock_held else contextlib.nullcontext():
             if known is not None and known in self._layers:
                 return self._layers[known]
             staging = self.driver.new_staging()

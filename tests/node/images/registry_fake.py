@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ class FakeRegistry:
     manifests: dict[tuple[str, str], tuple[str, bytes]] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)  # "GET /v2/..." in order
     short: dict[str, int] = field(default_factory=dict)  # digest -> bytes to send (a cut connection)
+    delay: dict[str, float] = field(default_factory=dict)  # digest -> seconds before answering (a slow link)
 
     def add_image(self, name: str, tag: str, layers: Sequence[bytes], *, gzip_layers: bool = True,
                   media_type: str = OCI_MANIFEST, cmd: Sequence[str] = ("sh",)) -> tuple[str, bytes]:
@@ -79,6 +81,7 @@ class FakeRegistry:
         if "/blobs/" in path:
             digest = path.rpartition("/blobs/")[2]
             blob = self.blobs.get(digest)
+            time.sleep(self.delay.get(digest, 0.0))
             if blob is None:
                 return _error(404, "BLOB_UNKNOWN", "blob unknown to registry")
             return httpx.Response(200, content=blob[: self.short.get(digest, len(blob))])

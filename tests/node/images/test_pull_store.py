@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,21 @@ def test_layers_the_store_has_in_the_same_position_are_not_downloaded(tmp_path: 
     events = _pull(store, registry, f"{HOST}/app:1")
     assert _statuses(events)[-1] == f"Status: Image is up to date for {HOST}/app:1"
     assert registry.blob_gets() == []  # the image is there: neither config nor layers are fetched
+
+
+def test_concurrent_pulls_download_a_shared_layer_once(tmp_path: Path) -> None:
+    registry = FakeRegistry()
+    registry.add_image("one", "1", [BASE, TOP])
+    registry.add_image("two", "1", [BASE, layer_tar([f("other", b"2" * 4000)])])
+    base_blob = sha(gzip.compress(BASE, mtime=0))
+    registry.delay[base_blob] = 0.5  # both pulls are mid-way when the first one gets the shared layer
+    store = ImageStore(tmp_path / "root")
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda name: _pull(store, registry, f"{HOST}/{name}:1"), ["one", "two"]))
+    assert all(_statuses(events)[-1].startswith("Status: Downloaded newer image") for events in results)
+    assert [r for r in registry.blob_gets() if r.endswith(base_blob)] == [f"GET /v2/one/blobs/{base_blob}"] or \
+        [r for r in registry.blob_gets() if r.endswith(base_blob)] == [f"GET /v2/two/blobs/{base_blob}"]
+    assert store.resolve(f"{HOST}/one:1").chain_ids[0] == store.resolve(f"{HOST}/two:1").chain_ids[0]
 
 
 def test_plain_layers_docker_manifests_and_an_index(tmp_path: Path) -> None:
