@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,7 @@ def build_service(client: EngineClient, project: Project, service: ServiceConfig
 
 
 async def build_images(project: Project, services: Iterable[ServiceConfig],
-                       build: Callable[[ServiceConfig], Awaitable[object]]) -> None:
+                       build: Callable[[ServiceConfig], Coroutine[Any, Any, None]]) -> None:
     """Each service's image once, all at the same time, as compose's bake does: `build` holds the limit."""
     first: dict[str, ServiceConfig] = {}
     for service in services:

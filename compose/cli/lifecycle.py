@@ -6,7 +6,7 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -61,7 +61,7 @@ def _parse_scale(values: Sequence[str], project: Project) -> dict[str, int]:
 
 
 def _build_fn(ctx: click.Context, client: EngineClient, project: Project, *, no_cache: bool = False,
-              show: bool | None = None) -> Callable[[ServiceConfig], Awaitable[None]]:
+              show: bool | None = None) -> Callable[[ServiceConfig], Coroutine[Any, Any, None]]:
     """Builds one service's image in a thread, at most --parallel at once; its plain output on stderr
     (`show` None: when progress is plain, as `up` prints it)."""
     if show is None:
