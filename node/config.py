@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,7 @@ def build_config(*, config_file: Path, overrides: dict[str, Any]) -> DaemonConfi
     """Merge daemon.json with flags; `overrides` holds only flags the user gave (None values dropped)."""
     data = load_daemon_json(config_file)
     cfg = DaemonConfig()
-    mapping = {
+    mapping: dict[str, tuple[str, Callable[[Any], Any]]] = {
         "data-root": ("data_root", Path), "exec-root": ("exec_root", Path), "pidfile": ("pidfile", Path),
         "storage-driver": ("storage_driver", str), "default-runtime": ("default_runtime", str),
         "runtimes": ("runtimes", _runtime_paths), "log-driver": ("log_driver", str),
