@@ -127,9 +127,9 @@ def ps_command(ctx: click.Context, all_: bool, quiet: bool, list_services: bool,
         for name in dict.fromkeys(labels_of(c).get(SERVICE_LABEL, "") for c in found):
             click.echo(name)
         return
-    if quiet:
+    if quiet:  # full IDs, --no-trunc or not, as compose prints them for scripts
         for c in found:
-            click.echo(c["Id"] if no_trunc else c["Id"][:12])
+            click.echo(c["Id"])
         return
     objects = [_ps_object(project.name, c) for c in found]
     if fmt == "json":
@@ -218,8 +218,8 @@ def images_command(ctx: click.Context, quiet: bool, fmt: str, services: tuple[st
         rows.append({"ContainerName": c["Names"][0].lstrip("/"), "Repository": repo, "Tag": version,
                      "ID": image.get("Id", ""), "Size": image.get("Size", 0)})
     if quiet:
-        for row in dict.fromkeys(r["ID"] for r in rows):
-            click.echo(row.removeprefix("sha256:")[:12])
+        for row in dict.fromkeys(r["ID"] for r in rows):  # full IDs without "sha256:", as compose prints them
+            click.echo(row.removeprefix("sha256:"))
         return
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))

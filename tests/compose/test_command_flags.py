@@ -34,7 +34,7 @@ def test_logs_tail_timestamps_and_follow(compose: Compose, write: WriteFn) -> No
     compose("down")
 
 
-def test_exec_user_and_index(compose: Compose, write: WriteFn) -> None:
+def test_quiet_ids_exec_user_and_index(compose: Compose, write: WriteFn) -> None:
     write("compose.yaml", """
         services:
           web:
@@ -44,6 +44,9 @@ def test_exec_user_and_index(compose: Compose, write: WriteFn) -> None:
             scale: 2
         """)
     compose("up", "-d")
+    assert sorted(compose("ps", "-q").stdout.split()) == sorted(c["Id"] for c in compose.containers("myapp"))
+    busybox = compose.engine.client.get("/images/busybox/json")["Id"].removeprefix("sha256:")
+    assert compose("images", "-q").stdout.split() == [busybox]  # full IDs, as compose prints them
     assert compose("exec", "-T", "-u", "nobody", "web", "id", "-un").stdout.strip() == "nobody"
     second = next(c["Id"] for c in compose.containers("myapp") if c["Names"][0].lstrip("/") == "myapp-web-2")
     assert compose("exec", "-T", "--index", "2", "web", "hostname").stdout.strip() == second[:12]
