@@ -2,18 +2,22 @@
 
 Paths are short (unix socket paths are limited to 108 bytes) and unique, so parallel workers and
 leftovers of a killed run never collide. Teardown removes every container through the API, stops the
-daemon, then checks the kernel for anything left under its roots (mounts, conmon processes) and
-fails the test that leaked after cleaning up by force.
+daemon, then checks the kernel for anything left under its roots (mounts, conmon processes) and, for
+every container the daemon ever created (its `/events` are watched from start to stop), the cgroups,
+bundle directory and runtime state; it fails the test that leaked after cleaning up by force. Every
+daemon of the suite goes through this teardown, so together they check the whole suite.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -40,9 +44,12 @@ class EngineProcess:
         self.env = {**os.environ, **(env or {}), "PYNODE_HOST": self.host}
         self.proc: subprocess.Popen[bytes] | None = None
         self._client: EngineClient | None = None
+        self.created: set[str] = set()  # ids of every container this daemon created, from its events
+        self._watcher: threading.Thread | None = None
 
     # --- process control -----------------------------------------------------------------------
     def start(self, *, timeout: float = 20.0) -> None:
+        started = time.time()
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
             [PYNODE, "-H", self.host, "daemon", "--data-root", str(self.data_root),
@@ -57,9 +64,32 @@ class EngineProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"pynode daemon exited with {self.proc.returncode}:\n{self.log()}")
             if self.client.ping():
+                self._watch_creates(since=started - 1)
                 return
             time.sleep(0.05)
         raise RuntimeError(f"pynode daemon did not answer within {timeout}s:\n{self.log()}")
+
+    def _watch_creates(self, *, since: float) -> None:
+        """Record the id of each container the daemon creates, until its event stream ends (daemon stop)."""
+        params = {"since": str(since), "filters": json.dumps({"type": ["container"], "event": ["create"]})}
+
+        def watch() -> None:
+            try:
+                with EngineClient(self.host, timeout=None) as client, \
+                        client.stream("GET", "/events", params=params) as resp:
+                    for line in resp.iter_lines():
+                        if line.strip():
+                            self.created.add(json.loads(line)["id"])
+            except Exception:  # noqa: BLE001 - the daemon went away (a kill); what was seen is kept
+                pass
+
+        self._watcher = threading.Thread(target=watch, name=f"events {self.base.name}", daemon=True)
+        self._watcher.start()
+
+    def _stop_watching(self) -> None:
+        if self._watcher is not None:
+            self._watcher.join(10)
+            self._watcher = None
 
     def stop(self, *, timeout: float = 20.0) -> int | None:
         if self.proc is None:
@@ -73,6 +103,7 @@ class EngineProcess:
                 self.proc.wait()
         code = self.proc.returncode
         self.proc = None
+        self._stop_watching()
         return code
 
     def kill(self) -> None:
@@ -81,6 +112,7 @@ class EngineProcess:
         self.proc.kill()
         self.proc.wait()
         self.proc = None
+        self._stop_watching()
 
     def log(self) -> str:
         try:
@@ -135,7 +167,16 @@ class EngineProcess:
                 continue
             if str(self.base) in cmdline and "pytest" not in cmdline:
                 found.append(f"process {pid_dir.name}: {cmdline[:120]}")
+        found += [f"cgroup {path}" for path in self._container_cgroups()]
+        for cid in sorted(self.created):
+            found += [f"bundle dir {p}" for p in [self.data_root / "containers" / cid] if p.exists()]
+            found += [f"runtime state {p}" for p in (self.exec_root / "runtime").glob(f"*/{cid}")]
         return found
+
+    def _container_cgroups(self) -> list[Path]:
+        return [path for cid in sorted(self.created)
+                for path in [*Path("/sys/fs/cgroup").glob(f"*/pynode/{cid}"), Path("/sys/fs/cgroup/pynode") / cid]
+                if path.is_dir()]
 
     def force_clean(self) -> None:
         for pid_dir in Path("/proc").iterdir():
@@ -154,6 +195,13 @@ class EngineProcess:
                   if str(self.base) in line.split()[1]]
         for mount_point in sorted(mounts, key=len, reverse=True):
             subprocess.run(["umount", "-l", mount_point], check=False, capture_output=True)
+        for cgroup in self._container_cgroups():
+            for directory in [*sorted((p for p in cgroup.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)),
+                              cgroup]:
+                try:
+                    directory.rmdir()
+                except OSError:
+                    pass
 
     def close(self) -> list[str]:
         """Full teardown; returns what had leaked (already cleaned by force)."""
