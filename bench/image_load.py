@@ -105,6 +105,7 @@ def main() -> None:
         archive.write_bytes(docker_archive(layers, tags=["bench:1"]))
         total = sum(len(layer) for layer in layers)
         files = sum(layer.count(b"ustar\x0000") for layer in layers)
+        engine.base.rmdir()  # the daemon lives in the work dir, on the disk tar -x writes to
         engine.base = work / "engine"
         engine.base.mkdir()
         engine.data_root, engine.exec_root = engine.base / "root", engine.base / "run"

@@ -74,8 +74,9 @@ def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="pnb", dir="/tmp"))
     host = f"unix://{base}/s.sock"
     env = {**os.environ, "PYNODE_HOST": host}
+    # its own nftables table (and default bridge): the default one is a running engine's on most machines
     daemon = subprocess.Popen([PYNODE, "-H", host, "daemon", "--data-root", str(base / "root"), "--exec-root",
-                               str(base / "run"), "--config-file", str(base / "d.json")],
+                               str(base / "run"), "--config-file", str(base / "d.json"), "--nft-table", base.name],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         for _ in range(200):
