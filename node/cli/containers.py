@@ -142,7 +142,7 @@ _RUN_OPTIONS = [
     click.option("--cap-add", multiple=True), click.option("--cap-drop", multiple=True),
     click.option("--privileged", is_flag=True), click.option("--init", is_flag=True),
     click.option("--stop-signal"), click.option("--stop-timeout", type=int),
-    click.option("--network", "--net", "network"), click.option("--runtime"),
+    click.option("--network", "--net", "network", multiple=True), click.option("--runtime"),
     click.option("--log-driver"), click.option("--log-opt", multiple=True),
     click.option("--sysctl", multiple=True),
     click.option("-p", "--publish", multiple=True), click.option("-P", "--publish-all", is_flag=True),
@@ -166,7 +166,8 @@ def build_create_body(image: str, command: tuple[str, ...], o: dict[str, Any]) -
         "Binds": list(o["volume"]), "Mounts": [_mount_flag(m) for m in o["mount"]], "Tmpfs": tmpfs,
         "ReadonlyRootfs": o["read_only"], "RestartPolicy": _restart(o["restart"]), "AutoRemove": o["auto_remove"],
         "Memory": _size(o["memory"], "-m, --memory"), "CapAdd": list(o["cap_add"]), "CapDrop": list(o["cap_drop"]),
-        "Privileged": o["privileged"], "Init": o["init"] or None, "NetworkMode": o["network"] or "default",
+        "Privileged": o["privileged"], "Init": o["init"] or None,
+        "NetworkMode": o["network"][0] if o["network"] else "default",
         "Sysctls": dict(s.split("=", 1) for s in o["sysctl"]),
     }
     if o["memory_swap"]:
@@ -221,11 +222,15 @@ def _add_networking(body: dict[str, Any], o: dict[str, Any]) -> None:
     body["HostConfig"].update(PortBindings=bindings, PublishAllPorts=o["publish_all"], ExtraHosts=list(o["add_host"]))
     if exposed:
         body["ExposedPorts"] = exposed
+    # --network again joins more networks at create, as Docker 25's CLI does; --network-alias and --ip are
+    # the first network's
+    endpoints: dict[str, Any] = {name: {} for name in o["network"][1:]}
     if o["network_alias"] or o["ip"]:
-        endpoint = {"Aliases": list(o["network_alias"]) or None,
-                    "IPAMConfig": {"IPv4Address": o["ip"]} if o["ip"] else None}
-        network = o["network"] if o["network"] not in (None, "", "default") else "bridge"
-        body["NetworkingConfig"] = {"EndpointsConfig": {network: endpoint}}
+        first = o["network"][0] if o["network"] and o["network"][0] != "default" else "bridge"
+        endpoints = {first: {"Aliases": list(o["network_alias"]) or None,
+                             "IPAMConfig": {"IPv4Address": o["ip"]} if o["ip"] else None}, **endpoints}
+    if endpoints:
+        body["NetworkingConfig"] = {"EndpointsConfig": endpoints}
 
 
 def _create(client: EngineClient, image: str, command: tuple[str, ...], o: dict[str, Any],
