@@ -13,7 +13,9 @@ from typing import Any
 
 import httpx
 
+from node.client import EngineClient
 from orchestrator.agent.executor import Executor, Work, work_from
+from orchestrator.agent.images import ensure_image
 from orchestrator.daemon import peers
 from orchestrator.daemon.localstate import SwarmPaths
 
@@ -35,7 +37,7 @@ class Agent:
         self.addr = addr
         self.managers = list(managers)
         self.current: str | None = None
-        self.executor = Executor(engine_url, node_id, local_ip=addr)
+        self.executor = Executor(engine_url, node_id, local_ip=addr, image_source=self._ensure_image)
         self.work = Work()
         self.connected = False
         self._synced = False  # set by the first session reply: until then the agent does not touch containers
@@ -44,6 +46,10 @@ class Agent:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._pending: dict[str, dict[str, Any]] = {}
+
+    def _ensure_image(self, client: EngineClient, image: str) -> None:
+        """The task's image on this engine: fetched from a manager's registry when missing (blocking)."""
+        ensure_image(client, image, managers=list(self.managers), paths=self.paths)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())

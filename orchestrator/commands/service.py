@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from orchestrator.client import ControlClient
+from orchestrator.client import ControlClient, ControlError
 from orchestrator.commands.common import (
     client,
     key_values,
@@ -345,13 +345,12 @@ def scale(ctx: click.Context, pairs: tuple[str, ...]) -> None:
             raise click.BadParameter(f"invalid scale specifier {pair!r}: expected SERVICE=REPLICAS")
         if int(count) < 0:
             raise click.BadParameter(f"invalid replicas value {count} for {ref}: it must be 0 or more")
-        item = control.get(f"/services/{ref}")
-        spec = from_dict(ServiceSpec, item["Definition"])
-        if spec.mode is ServiceMode.GLOBAL:
-            raise click.UsageError(f"scale can only be used with replicated mode ({ref} is global)")
-        spec = dataclasses.replace(spec, replicas=int(count))
-        control.post(f"/services/{item['ID']}/update", params={"version": item["Version"]["Index"]},
-                     json={"spec": to_dict(spec)})
+        def scaled(spec: ServiceSpec, ref: str = ref, count: str = count) -> ServiceSpec:
+            if spec.mode is ServiceMode.GLOBAL:
+                raise click.UsageError(f"scale can only be used with replicated mode ({ref} is global)")
+            return dataclasses.replace(spec, replicas=int(count))
+
+        update_spec(control, ref, scaled)
         click.echo(f"{ref} scaled to {count}")
 
 
@@ -381,12 +380,41 @@ def update(ctx: click.Context, /, ref: str, image: str | None, replicas: int | N
            constraint_rm: tuple[str, ...], force: bool, rollback: bool, **opts: Any) -> None:
     """Update a service (a rolling update when its tasks change)."""
     control = client(ctx)
-    item = control.get(f"/services/{ref}")
     if rollback:
+        item = control.get(f"/services/{ref}")
         control.post(f"/services/{item['ID']}/update", params={"rollback": "true"}, json={})
         click.echo(ref)
         return
-    spec = from_dict(ServiceSpec, item["Definition"])
+    if opts.get("network_rm"):  # the spec holds network ids: the user names them
+        known = {n["Name"]: n["Id"] for n in control.get("/networks")}
+        opts["network_rm"] = tuple(known.get(ref, ref) for ref in opts["network_rm"])
+
+    def edit(spec: ServiceSpec) -> ServiceSpec:
+        return _edited(spec, image=image, replicas=replicas, new_args=new_args, env_add=env_add, env_rm=env_rm,
+                       constraint_add=constraint_add, constraint_rm=constraint_rm, force=force, opts=opts)
+
+    update_spec(control, ref, edit)
+    click.echo(ref)
+
+
+def update_spec(control: ControlClient, ref: str, edit: Callable[[ServiceSpec], ServiceSpec]) -> None:
+    """Read the service, edit its spec, write it with the version read; when the leader changed the service
+    meanwhile (its allocator, an update's progress), read and edit again, as a user would."""
+    for attempt in range(5):
+        item = control.get(f"/services/{ref}")
+        spec = edit(from_dict(ServiceSpec, item["Definition"]))
+        try:
+            control.post(f"/services/{item['ID']}/update", params={"version": item["Version"]["Index"]},
+                         json={"spec": to_dict(spec)})
+            return
+        except ControlError as exc:
+            if exc.status != 409 or "stale" not in str(exc) or attempt == 4:
+                raise
+
+
+def _edited(spec: ServiceSpec, *, image: str | None, replicas: int | None, new_args: str | None,
+            env_add: tuple[str, ...], env_rm: tuple[str, ...], constraint_add: tuple[str, ...],
+            constraint_rm: tuple[str, ...], force: bool, opts: dict[str, Any]) -> ServiceSpec:
     if replicas is not None:
         if replicas < 0:
             raise click.BadParameter(f"invalid replicas value {replicas}: it must be 0 or more")
@@ -405,14 +433,8 @@ def update(ctx: click.Context, /, ref: str, image: str | None, replicas: int | N
         task.placement, constraints=tuple(constraints)))
     if force:
         task = dataclasses.replace(task, force_update=task.force_update + 1)
-    if opts.get("network_rm"):  # the spec holds network ids: the user names them
-        known = {n["Name"]: n["Id"] for n in control.get("/networks")}
-        opts["network_rm"] = tuple(known.get(ref, ref) for ref in opts["network_rm"])
     spec = _apply_add_rm(dataclasses.replace(spec, task=task), opts)
-    spec = apply_options(spec, {k: v for k, v in opts.items() if not k.endswith(("_add", "_rm"))})
-    control.post(f"/services/{item['ID']}/update", params={"version": item["Version"]["Index"]},
-                 json={"spec": to_dict(spec)})
-    click.echo(ref)
+    return apply_options(spec, {k: v for k, v in opts.items() if not k.endswith(("_add", "_rm"))})
 
 
 def _apply_add_rm(spec: ServiceSpec, opts: dict[str, Any]) -> ServiceSpec:

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from compose.build import build_images, build_service
+from compose.container_spec import image_name
 from compose.model import Project, ServiceConfig
 from node.client import EngineClient
 from node.errors import NodeError
@@ -92,16 +93,13 @@ async def _build_all(engine_url: str, project: Project, services: list[ServiceCo
         with EngineClient(engine_url, timeout=None) as engine:
             return build_service(engine, project, service, on_line=echo)
 
-    async def build(service: ServiceConfig) -> str:
+    async def build(service: ServiceConfig) -> None:
         async with limit:
-            tag = await asyncio.to_thread(build_one, service)
-        tags[service.name] = tag
-        return tag
+            tags[service.name] = await asyncio.to_thread(build_one, service)
 
     await build_images(project, services, build)
-    for service in services:  # services sharing one build got it once: give them its tag too
-        if service.name not in tags:
-            tags[service.name] = next(t for s, t in tags.items() if project.services[s].build == service.build)
+    for service in services:  # services naming one image built it once: it is theirs too
+        tags.setdefault(service.name, image_name(project, service))
     return tags
 
 

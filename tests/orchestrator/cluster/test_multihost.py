@@ -205,15 +205,33 @@ def shop(tmp_path: Path) -> Path:
     return copy
 
 
+def deploy_shop(cluster: Cluster, shop: Path) -> subprocess.CompletedProcess[str]:
+    """The example as it is, plus an override (a second -c) placing db on h2 and api on the worker h5: api's
+    image is built on h1 and must travel to h5."""
+    (shop / "placement.yaml").write_text("""
+services:
+  db: {deploy: {placement: {constraints: [node.hostname==h2]}}}
+  api: {deploy: {placement: {constraints: [node.hostname==h5]}}}
+""")
+    return cluster.swarm("h1", "stack", "deploy", "-c", str(shop / "compose.yaml"), "-c", str(shop / "placement.yaml"),
+                         "shop", timeout=300)
+
+
 def test_stack_deploy_of_the_shop_example_runs_across_hosts(cluster: Cluster, shop: Path) -> None:
-    deployed = cluster.swarm("h1", "stack", "deploy", "-c", str(shop / "compose.yaml"), "shop", timeout=300)
+    assert "shop-api" not in cluster.lab.exec("h5", "pynode", "images").stdout
+    deployed = deploy_shop(cluster, shop)
     out = deployed.stdout
     for line in ("Creating network shop_default", "Creating secret shop_api_token", "Creating config shop_catalogue",
                  "Creating service shop_db", "Creating service shop_api"):
         assert line in out, out
     assert "shop" in cluster.swarm("h2", "stack", "ls").stdout
-    wait_for(lambda: running(cluster, "shop_api") == 1 and running(cluster, "shop_db") == 1, timeout=90,
-             what="shop running")
+    wait_for(lambda: cluster.placement("h1", "shop_api") == {"h5": 1} and cluster.placement("h1", "shop_db") == {
+        "h2": 1}, timeout=90, what="shop running on h5 and h2")
+    # the image built on the manager h1 reached h5, pinned by its digest
+    built = cluster.lab.exec("h1", "pynode", "image", "inspect", "-f", "{{.Id}}", "shop-api").stdout.strip()
+    assert cluster.lab.exec("h5", "pynode", "image", "inspect", "-f", "{{.Id}}", "shop-api").stdout.strip() == built
+    image = cluster.api("h1").get("/services/shop_api")["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+    assert image.startswith("shop-api:latest@sha256:"), image
     # the api answers through the routing mesh on every host, with the catalogue from db (a config), the
     # token from its secret, and the db reached by its short name on the stack's overlay
     for host in HOSTS:
@@ -237,14 +255,14 @@ def test_stack_deploy_of_the_shop_example_runs_across_hosts(cluster: Cluster, sh
     mounts = in_task(cluster, api_host, container, "cat", "/proc/mounts").stdout
     assert any(" /run/secrets/api_token tmpfs ro" in line for line in mounts.splitlines()), mounts
     # re-deploying the same file changes nothing
-    again = cluster.swarm("h1", "stack", "deploy", "-c", str(shop / "compose.yaml"), "shop", timeout=300)
+    again = deploy_shop(cluster, shop)
     assert "up to date" in again.stdout, again.stdout
 
 
 def test_a_changed_secret_rolls_only_the_services_that_use_it(cluster: Cluster, shop: Path) -> None:
     before = {t["ID"] for t in cluster.tasks("h1", "shop_db")}
     (shop / "api_token.txt").write_text("n3w-token\n")
-    out = cluster.swarm("h1", "stack", "deploy", "-c", str(shop / "compose.yaml"), "shop", timeout=300).stdout
+    out = deploy_shop(cluster, shop).stdout
     assert "Updating secret shop_api_token" in out and "Updating service shop_api" in out
     assert "shop_db" not in out
     url = f"http://{cluster.lab.host('h2').address}:8080/cgi-bin/items"
