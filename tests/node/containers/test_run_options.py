@@ -346,3 +346,25 @@ def _conmons(e: EngineProcess) -> set[str]:
         if cmdline.startswith(b"conmon") and str(e.base).encode() in cmdline:
             found.add(proc.name)
     return found
+
+
+def test_image_healthcheck_and_stop_signal_apply(busybox_engine: EngineProcess, names: Callable[[str], str],
+                                                 unique: Unique, tmp_path: Path) -> None:
+    e, tag, name = busybox_engine, unique("imgcfg"), names("imgcfg")
+    (tmp_path / "Dockerfile").write_text(
+        "FROM busybox\n"
+        "HEALTHCHECK --interval=300ms --retries=2 CMD test -e /tmp/ready\n"
+        "STOPSIGNAL SIGUSR1\n"
+        "CMD trap 'echo got-usr1; exit 3' USR1; touch /tmp/ready; while true; do sleep 0.1; done\n")
+    e.cli("build", "-q", "-t", tag, str(tmp_path))
+    try:
+        e.cli("run", "-d", "--name", name, tag)
+        assert _wait_for(lambda: e.cli("inspect", "-f", "{{.State.Health.Status}}", name).stdout.strip() == "healthy")
+        t0 = time.monotonic()
+        e.cli("stop", name)
+        assert time.monotonic() - t0 < 5  # the image's stop signal, handled: no 10 s wait for SIGKILL
+        assert e.cli("inspect", "-f", "{{.State.ExitCode}}", name).stdout.strip() == "3"
+        assert e.cli("logs", name).stdout.strip() == "got-usr1"
+    finally:
+        e.cli("rm", "-f", name, check=False)
+        e.cli("rmi", tag, check=False)
