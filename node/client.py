@@ -245,7 +245,7 @@ class EngineClient:
     # --- overlay networks: what the cluster agent programs (node/api/overlay.py) ------------------
     def create_overlay_network(
         self, name: str, *, vni: int, subnet: str, gateway: str | None = None, local_ip: str | None = None,
-        node_ip: str | None = None, mtu: int | None = None, attachable: bool = False,
+        node_ip: str | None = None, mtu: int | None = None, attachable: bool = False, internal: bool = False,
         labels: Mapping[str, str] | None = None,
     ) -> str:
         """Create an overlay exactly as the allocator decided; returns the network's ID."""
@@ -256,7 +256,7 @@ class EngineClient:
                 options[key] = str(value)
         config = {"Subnet": subnet} | ({"Gateway": gateway} if gateway else {})
         body = {"Name": name, "Driver": "overlay", "IPAM": {"Config": [config]}, "Options": options,
-                "Attachable": attachable, "Labels": dict(labels or {})}
+                "Attachable": attachable, "Internal": internal, "Labels": dict(labels or {})}
         return str(self.post("/networks/create", json=body)["Id"])
 
     def add_network_peers(self, network: str, peers: Iterable[Mapping[str, str]]) -> list[dict[str, str]]:

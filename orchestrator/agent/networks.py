@@ -148,7 +148,7 @@ class NetworkProgrammer:
                 str(network["name"]), vni=int(network["vni"]), subnet=str(network["subnet"]),
                 gateway=str(network["gateway"]) or None, local_ip=self.local_ip or None,
                 node_ip=str(network.get("node_ip") or "") or None, mtu=int(mtu) if mtu else None,
-                attachable=bool(network.get("attachable")),
+                attachable=bool(network.get("attachable")), internal=bool(network.get("internal")),
                 labels={**(network.get("labels") or {}), LABEL_NETWORK_ID: str(network["id"])})
             log.info("created overlay network %s (VNI %s, %s)", network["name"], network["vni"], network["subnet"])
         except NodeError as exc:
