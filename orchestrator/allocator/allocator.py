@@ -192,32 +192,45 @@ def _allocate_service(service: Service, nets: Mapping[str, Network], pool: _Addr
     previous = service.endpoint or Endpoint()
     ports = _allocate_ports(service, previous, taken_ports)
     vips = _allocate_vips(service, previous, network_ids, nets, pool)
+    _claim_ports(service.id, ports, taken_ports)  # only now: a refused service keeps its stored numbers
     endpoint = Endpoint(ports=ports, virtual_ips=vips, spec_version=version)
     out.services[service.id] = dataclasses.replace(service, endpoint=endpoint)
     return endpoint
 
 
-def _allocate_ports(service: Service, previous: Endpoint, taken: dict[tuple[PortProtocol, int], str]
+def _allocate_ports(service: Service, previous: Endpoint, taken: Mapping[tuple[PortProtocol, int], str]
                     ) -> tuple[PortConfig, ...]:
+    """The service's ports with their published numbers; `taken` is left as it is (see _claim_ports).
+    Numbers given or kept from before are reserved first, so a port without one never gets them."""
     before = {(p.protocol, p.target_port): p.published_port for p in previous.ports
               if p.publish_mode is PublishMode.INGRESS}
-    for key in [k for k, owner in taken.items() if owner == service.id]:
-        del taken[key]
-    ports = []
+    claimed = {k: owner for k, owner in taken.items() if owner != service.id}
+    numbers: list[int] = []
     for port in service.spec.endpoint.ports:
+        number = port.published_port or before.get((port.protocol, port.target_port), 0)
+        if port.publish_mode is PublishMode.INGRESS and number:
+            if claimed.get((port.protocol, number), service.id) != service.id:
+                raise AllocationError(f"port {number}/{port.protocol.value} is already published by another service")
+            claimed[(port.protocol, number)] = service.id
+        numbers.append(number)
+    ports = []
+    for port, number in zip(service.spec.endpoint.ports, numbers, strict=True):
         if port.publish_mode is not PublishMode.INGRESS:
             ports.append(port)
             continue
-        number = port.published_port or before.get((port.protocol, port.target_port), 0)
-        if number and taken.get((port.protocol, number), service.id) != service.id:
-            raise AllocationError(f"port {number}/{port.protocol.value} is already published by another service")
         if not number:
-            number = next((n for n in PUBLISHED_RANGE if (port.protocol, n) not in taken), 0)
+            number = next((n for n in PUBLISHED_RANGE if (port.protocol, n) not in claimed), 0)
             if not number:
                 raise AllocationError("no port is left in the published port range 30000-32767")
-        taken[(port.protocol, number)] = service.id
+            claimed[(port.protocol, number)] = service.id
         ports.append(dataclasses.replace(port, published_port=number))
     return tuple(ports)
+
+
+def _claim_ports(service_id: str, ports: Sequence[PortConfig], taken: dict[tuple[PortProtocol, int], str]) -> None:
+    for key in [k for k, owner in taken.items() if owner == service_id]:
+        del taken[key]
+    taken.update({(p.protocol, p.published_port): service_id for p in ports if p.publish_mode is PublishMode.INGRESS})
 
 
 def _allocate_vips(service: Service, previous: Endpoint, network_ids: Sequence[str], nets: Mapping[str, Network],
