@@ -80,10 +80,14 @@ def plan_peers(current: Sequence[Mapping[str, str]], wanted: Sequence[Mapping[st
 
 
 def record_of(entry: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What of a record the engine keeps; aliases as it stores them (lowercased, without the record's own name),
+    so a record it lists back compares equal to the one that was put."""
     ports = sorted((str(p.get("Protocol", "tcp")), int(p["TargetPort"]), int(p["PublishedPort"]))
                    for p in entry.get("Ports") or ())
+    name = str(entry.get("Name") or "").lower()
+    aliases = tuple(a for a in (str(a).lower() for a in entry.get("Aliases") or ()) if a != name)
     return (str(entry.get("VIP") or ""), str(entry.get("EndpointMode") or "vip"),
-            tuple(entry.get("Backends") or ()), tuple(entry.get("Aliases") or ()), tuple(ports))
+            tuple(entry.get("Backends") or ()), aliases, tuple(ports))
 
 
 def plan_services(current: Sequence[Mapping[str, Any]], wanted: Sequence[Mapping[str, Any]]
