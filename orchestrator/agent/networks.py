@@ -57,7 +57,9 @@ def plan_networks(wanted: Sequence[Mapping[str, Any]], engine: Sequence[Mapping[
         have = ours.get(str(network["id"]))
         if have is None:
             other = names.get(str(network["name"]))
-            if other is not None:
+            if other is not None and (other.get("Labels") or {}).get(LABEL_NETWORK_ID):
+                replace.append(network)  # our copy of an earlier cluster network of that name (removed, re-made)
+            elif other is not None:
                 taken[str(network["id"])] = (f"network name {network['name']} is taken on this node by a local "
                                              f"{other.get('Driver', '')} network")
             else:
@@ -65,7 +67,8 @@ def plan_networks(wanted: Sequence[Mapping[str, Any]], engine: Sequence[Mapping[
         elif engine_settings(have) != wanted_settings(network, local_ip):
             replace.append(network)
     wanted_ids = {str(n["id"]) for n in wanted}
-    remove = tuple(str(n["Name"]) for nid, n in ours.items() if nid not in wanted_ids)
+    replaced = {str(n["name"]) for n in replace}
+    remove = tuple(str(n["Name"]) for nid, n in ours.items() if nid not in wanted_ids and n["Name"] not in replaced)
     return NetworkPlan(create=tuple(create), replace=tuple(replace), remove=remove, taken=taken)
 
 

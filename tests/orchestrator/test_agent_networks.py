@@ -148,3 +148,10 @@ def test_a_record_as_the_engine_stores_it_needs_no_put() -> None:
     sent = entry("web", Aliases=["WWW", "web", "front"])
     stored = entry("web", Aliases=["www", "front"])
     assert plan_services([stored], [sent]) == ([], [])
+
+
+def test_our_copy_of_an_earlier_network_of_that_name_is_replaced_not_taken() -> None:
+    """stack rm then stack deploy at once: the engine still holds the old cluster network under the name."""
+    plan = plan_networks([wanted("new-id", "back")], [engine("back", nid="old-id")], local_ip=LOCAL_IP)
+    assert [n["id"] for n in plan.replace] == ["new-id"]
+    assert (plan.create, plan.remove, dict(plan.taken)) == ((), (), {})
