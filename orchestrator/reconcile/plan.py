@@ -175,7 +175,7 @@ def _plan_slot(service: Service, group: list[Task], nodes: Mapping[str, Node], p
         policy = latest.spec.restart_policy
         if not _should_restart(policy.condition, latest.status.state):
             return
-        if policy.max_attempts and _restarts(group, policy.window, now) >= policy.max_attempts:
+        if policy.max_attempts and _restarts(group, latest, policy.window, now) >= policy.max_attempts:
             return
         restart_at = latest.status.timestamp + policy.delay
         if now < restart_at:
@@ -192,8 +192,12 @@ def _should_restart(condition: RestartCondition, state: TaskState) -> bool:
     return True
 
 
-def _restarts(group: Sequence[Task], window: float, now: float) -> int:
-    ended = [t for t in group if t.status.state.is_terminal() and t.status.state is not TaskState.SHUTDOWN]
+def _restarts(group: Sequence[Task], latest: Task, window: float, now: float) -> int:
+    """Restarts the slot already had: every task that ended before `latest` was followed by another. As
+    SwarmKit's restart supervisor, count restarts (not failures: max attempts 2 is three runs in all), and
+    only of `latest`'s spec (an update starts the count again)."""
+    ended = [t for t in group if t is not latest and t.spec == latest.spec and t.status.state.is_terminal()
+             and t.status.state is not TaskState.SHUTDOWN]
     if window:
         ended = [t for t in ended if t.status.timestamp >= now - window]
     return len(ended)

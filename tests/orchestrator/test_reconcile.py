@@ -88,8 +88,11 @@ def test_a_failed_task_restarts_after_the_delay_and_within_max_attempts() -> Non
     late = plan_service(svc, [failed], nodes("a"), now=7.0, make_id=make_id)
     assert len(late.creates) == 1
     second = running(svc, 1, "a", created=2.0, state=TaskState.FAILED)
-    done = plan_service(svc, [failed, second], nodes("a"), now=100.0, make_id=make_id)
-    assert not done.creates  # two failures: max attempts reached
+    again = plan_service(svc, [failed, second], nodes("a"), now=100.0, make_id=make_id)
+    assert len(again.creates) == 1  # one restart so far: max attempts counts restarts, as SwarmKit's
+    third = running(svc, 1, "a", created=3.0, state=TaskState.FAILED)
+    done = plan_service(svc, [failed, second, third], nodes("a"), now=100.0, make_id=make_id)
+    assert not done.creates  # two restarts: max attempts reached
 
 
 def test_a_completed_task_is_not_restarted_on_failure_policy() -> None:
