@@ -338,7 +338,11 @@ class Executor:
         return create_body(assignment, self.node_id, endpoints=endpoints, files=files)
 
     def _remove(self, client: EngineClient, container: Container) -> None:
+        """Stop the container as `docker stop` does (its stop signal, SIGKILL after the task's stop grace period,
+        which is the container's StopTimeout), then remove it: a forced removal alone would SIGKILL it."""
         try:
+            if container.state in ("running", "paused", "restarting"):
+                client.post(f"/containers/{container.id}/stop", timeout=None)  # the engine bounds the wait
             client.delete(f"/containers/{container.id}", params={"force": "1"})
         except NotFound:
             pass
