@@ -305,9 +305,9 @@ def ps(ctx: click.Context, ref: str, quiet: bool, no_trunc: bool, filters: tuple
 
 
 def print_tasks(control: ControlClient, tasks: list[dict[str, Any]], *, no_trunc: bool, quiet: bool) -> None:
-    if quiet:
+    if quiet:  # as Docker's: task IDs truncated unless --no-trunc
         for task in tasks:
-            click.echo(task["ID"])
+            click.echo(task["ID"] if no_trunc else task["ID"][:12])
         return
     hostnames = {n["ID"]: n["Description"]["Hostname"] for n in control.get("/nodes")}
     rows = [["ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR", "PORTS"]]
