@@ -254,6 +254,12 @@ def test_stack_deploy_of_the_shop_example_runs_across_hosts(cluster: Cluster, sh
     assert in_task(cluster, api_host, container, "cat", "/run/secrets/api_token").stdout == "s3cret-token\n"
     mounts = in_task(cluster, api_host, container, "cat", "/proc/mounts").stdout
     assert any(" /run/secrets/api_token tmpfs ro" in line for line in mounts.splitlines()), mounts
+    # the Raft log and snapshots on every manager hold the secret and config sealed, never in the clear
+    for manager in ("h1", "h2", "h3"):
+        for path in (cluster.lab.host(manager).data_root / "swarm" / "raft").rglob("*"):
+            if path.is_file():
+                data = path.read_bytes()
+                assert b"s3cret-token" not in data and b"banana" not in data, f"{path} holds a secret in the clear"
     # re-deploying the same file changes nothing
     again = deploy_shop(cluster, shop)
     assert "up to date" in again.stdout, again.stdout
