@@ -38,6 +38,7 @@ class Agent:
         self.managers = list(managers)
         self.current: str | None = None
         self.executor = Executor(engine_url, node_id, local_ip=addr, image_source=self._ensure_image)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.work = Work()
         self.connected = False
         self._synced = False  # set by the first session reply: until then the agent does not touch containers
@@ -52,7 +53,14 @@ class Agent:
         ensure_image(client, image, managers=list(self.managers), paths=self.paths)
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._loop = asyncio.get_running_loop()
+        self.executor.on_removed = self._wake_soon
+        self._task = self._loop.create_task(self._run())
+
+    def _wake_soon(self) -> None:
+        """From an executor thread: a task's container is gone, report its shutdown without waiting a tick."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)
 
     async def stop(self) -> None:
         if self._task is not None:

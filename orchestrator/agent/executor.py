@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -221,9 +221,15 @@ class Executor:
         self._sent: dict[str, tuple[TaskState, float]] = {}
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="executor")
+        # stops wait out a task's stop grace period: they run on their own, so a container that ignores its
+        # stop signal holds up nothing else on the node (the task reports shutdown once its container is gone)
+        self._stopper = ThreadPoolExecutor(max_workers=4 * parallel, thread_name_prefix="executor-stop")
+        self._removing: dict[str, Future[None]] = {}
+        self.on_removed: Callable[[], None] | None = None  # called when a removal finishes (wake the agent)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._stopper.shutdown(wait=False, cancel_futures=True)
 
     def containers(self, client: EngineClient) -> dict[str, Container]:
         found: dict[str, Container] = {}
@@ -255,11 +261,12 @@ class Executor:
             self.networks.sync(client, work.networks)
             containers = self.containers(client)
         wanted = {a.task.id for a in work.assignments}
+        for task_id, container in containers.items():
+            if task_id not in wanted:
+                self._remove_soon(container)
         jobs: list[Callable[[EngineClient], dict[str, Any] | None]] = [
-            functools.partial(self._remove_job, container) for task_id, container in containers.items()
-            if task_id not in wanted]
-        jobs += [functools.partial(self._apply, assignment=a, container=containers.get(a.task.id), work=work)
-                 for a in work.assignments]
+            functools.partial(self._apply, assignment=a, container=containers.get(a.task.id), work=work)
+            for a in work.assignments]
         results = list(self._pool.map(self._run_job, jobs))
         with EngineClient(self.engine_url, timeout=60) as client:
             self.networks.remove_unused(client, work.networks)
@@ -271,8 +278,19 @@ class Executor:
             client = self._local.client = EngineClient(self.engine_url, timeout=60)
         return job(client)
 
-    def _remove_job(self, container: Container, client: EngineClient) -> None:
-        self._remove(client, container)
+    def _remove_soon(self, container: Container) -> None:
+        """Stop and remove the container in the background (once: a removal in flight is not started again)."""
+        running = self._removing.get(container.id)
+        if running is not None and not running.done():
+            return
+        self._removing[container.id] = self._stopper.submit(self._remove_in_background, container)
+
+    def _remove_in_background(self, container: Container) -> None:
+        with EngineClient(self.engine_url, timeout=None) as client:
+            self._remove(client, container)
+        self._removing.pop(container.id, None)
+        if self.on_removed is not None:
+            self.on_removed()
 
     def remove_all(self) -> None:
         """Every task container and overlay network of this node (it left the swarm)."""
@@ -290,7 +308,8 @@ class Executor:
             if decision.observed is TaskState.RUNNING and task.spec.container.healthcheck is not None:
                 decision = Decision(action=Action.NONE, observed=TaskState.STARTING, message="starting")
         elif decision.action is Action.REMOVE and container is not None:
-            self._remove(client, container)
+            self._remove_soon(container)
+            return None  # shutdown is reported once the container is gone (the next pass sees none)
         observed = decision.observed
         if observed is None or observed <= task.status.state:
             return None
