@@ -81,10 +81,20 @@ def service_view(service: Service, tasks: Iterable[Task] = (), nodes_up: int = 0
         "Spec": to_docker(service.spec),
         "Definition": to_dict(service.spec),
         "PreviousSpec": to_docker(service.previous_spec) if service.previous_spec else None,
-        "UpdateStatus": to_dict(service.update_status) if service.update_status else None,
+        "UpdateStatus": _update_status_view(service),
         "ServiceStatus": {"RunningTasks": running, "DesiredTasks": desired},
         "Endpoint": _endpoint_view(service),
     }
+
+
+def _update_status_view(service: Service) -> dict[str, Any] | None:
+    """Docker's UpdateStatus: State (updating, paused, completed, rollback_started, ...), StartedAt,
+    CompletedAt, Message."""
+    status = service.update_status
+    if status is None:
+        return None
+    return {"State": status.state.value, "StartedAt": timestamp(status.started_at),
+            "CompletedAt": timestamp(status.completed_at), "Message": status.message}
 
 
 def _endpoint_view(service: Service) -> dict[str, Any]:

@@ -164,9 +164,9 @@ def test_rolling_update_then_rollback_on_failure(cluster: Cluster) -> None:
 
     wait_for(updated, timeout=60, what="all tasks updated")
     service = cluster.api("h1").get("/services/roll")
-    assert service["UpdateStatus"]["state"] == "completed"
+    assert service["UpdateStatus"]["State"] == "completed"
     cluster.swarm("h1", "service", "update", "--image", "nosuchimage:1", "roll")
-    wait_for(lambda: cluster.api("h1").get("/services/roll")["UpdateStatus"]["state"] == "rollback_completed",
+    wait_for(lambda: cluster.api("h1").get("/services/roll")["UpdateStatus"]["State"] == "rollback_completed",
              timeout=60, what="rollback completed")
     spec = cluster.api("h1").get("/services/roll")["Spec"]
     assert spec["TaskTemplate"]["ContainerSpec"]["Image"] == "busybox"

@@ -357,11 +357,11 @@ def test_rolling_update_replaces_one_task_at_a_time_then_rollback_restores_it(cl
     started = sorted(when(t["Status"]["Timestamp"]) for t in running_tasks(cluster, "roll"))
     assert all(b - a >= 0.9 for a, b in zip(started, started[1:], strict=False)), started  # --update-delay 1s
     status = cluster.api("h1").get("/services/roll")["UpdateStatus"]
-    assert status["state"] == "completed"
+    assert status["State"] == "completed" and status["CompletedAt"]
 
     out = cluster.swarm("h3", "service", "rollback", "roll")
     assert out.returncode == 0
-    wait_for(lambda: cluster.api("h1").get("/services/roll")["UpdateStatus"]["state"] == "rollback_completed",
+    wait_for(lambda: cluster.api("h1").get("/services/roll")["UpdateStatus"]["State"] == "rollback_completed",
              timeout=60, what="rollback completed")
     service = cluster.api("h1").get("/services/roll")
     assert service["Spec"]["TaskTemplate"]["ContainerSpec"]["Env"] == ["V=1"]
