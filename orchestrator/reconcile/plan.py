@@ -116,7 +116,8 @@ def plan_service(service: Service, tasks: Sequence[Task], nodes: Mapping[str, No
             _plan_slot(target, groups.get(str(slot), []), nodes, plan, now=now, slot=slot, node_id=None,
                        make_id=make_id)
     _plan_update(target, tasks, nodes, plan, now=now, make_id=make_id)
-    _trim_history(tasks, plan, history=history)
+    # the restart limit is counted from the slot's finished tasks: keep at least that many
+    _trim_history(tasks, plan, history=max(history, service.spec.task.restart_policy.max_attempts + 1))
     for task in tasks:  # a removed node reports nothing more: forget its finished tasks
         if task.node_id is not None and task.node_id not in nodes and not is_live(task) and task.id not in plan.deletes:
             plan.deletes.append(task.id)

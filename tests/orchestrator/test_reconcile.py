@@ -196,3 +196,15 @@ def test_tasks_of_a_removed_node_are_replaced_then_forgotten() -> None:
     assert len(plan.creates) == 1 and plan.updates[task.id].desired_state is TaskState.SHUTDOWN
     later = plan_service(svc, [plan.updates[task.id], *plan.creates], nodes("a"), now=6.0, make_id=make_id)
     assert later.deletes == [task.id] and not later.creates
+
+
+def test_history_keeps_enough_tasks_to_count_a_restart_limit_above_it() -> None:
+    """--restart-max-attempts 7 with the default history of 5: the finished tasks it counts are kept."""
+    svc = service(1, restart=RestartPolicy(condition=RestartCondition.ON_FAILURE, delay=0, max_attempts=7))
+    failed = [dataclasses.replace(running(svc, 1, "a", created=float(i), state=TaskState.FAILED),
+                                  desired_state=TaskState.SHUTDOWN) for i in range(1, 9)]
+    plan = plan_service(svc, failed, nodes("a"), now=100.0, make_id=make_id)
+    assert plan.deletes == []  # none trimmed: all 8 count (the first run and 7 restarts)
+    assert plan.creates == []  # the limit is reached: no ninth task
+    trimmed = plan_service(svc, failed[:7], nodes("a"), now=100.0, make_id=make_id)
+    assert len(trimmed.creates) == 1  # 6 restarts so far: one more
