@@ -289,14 +289,16 @@ def _images_to_remove(project: Project, mode: str | None) -> list[str]:
         return []
     if mode not in ("local", "all"):
         raise ComposeError(f"invalid --rmi value {mode!r}: use local or all")
+    # local: what the project builds, named by `image:` or not (compose v2 removes the images its builds
+    # labelled, custom tag or not); all: also the images services only use.
     return sorted({image_name(project, s) for s in project.services.values()
-                   if mode == "all" or s.image is None})
+                   if mode == "all" or s.build is not None})
 
 
 @main.command("down")
 @click.option("-v", "--volumes", is_flag=True, help="Remove named volumes declared in the volumes section.")
 @click.option("--rmi", type=click.Choice(["local", "all"]), default=None,
-              help='Remove images used by services. "local" only those without a custom tag.')
+              help='Remove images used by services. "local" only those the project builds.')
 @click.option("--remove-orphans", is_flag=True, help="Remove containers for services not in the file.")
 @click.option("-t", "--timeout", type=int, default=None, help="Shutdown timeout in seconds.")
 @click.argument("services", nargs=-1)
