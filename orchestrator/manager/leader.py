@@ -18,7 +18,7 @@ from collections.abc import Callable
 from orchestrator.allocator import allocate
 from orchestrator.model import Network, Node, NodeStatus, Service, Task, TaskState
 from orchestrator.reconcile import Plan, plan_orphans, plan_service
-from orchestrator.reconcile.dependencies import waiting_for
+from orchestrator.reconcile.dependencies import waiting_for, waiting_for_predecessor
 from orchestrator.scheduler import assign_task, build_node_infos, mark_unschedulable, schedule
 from orchestrator.store import Op, Store, StoreError
 
@@ -116,24 +116,24 @@ class LeaderLoops:
             self.store.transact(ops)
 
     def _hold_dependents(self, pending: list[Task], tasks: list[Task], ops: list[Op], *, now: float) -> list[Task]:
-        """The pending tasks free to go; those of services waiting on `depends_on` keep their reason."""
+        """The pending tasks free to go. Held back, with the reason in their status: those of services waiting
+        on `depends_on`, and (stop-first updates) those whose predecessor in the slot has not stopped yet."""
         services = {s.id: s for s in self.store.list(Service)}
-        if not any(s.spec.depends_on for s in services.values()):
-            return pending
         by_name = {s.spec.name: s for s in services.values()}
         by_service: dict[str, list[Task]] = defaultdict(list)
         for task in tasks:
             by_service[task.service_id].append(task)
+        nodes = {n.id: n for n in self.store.list(Node)}
         reasons: dict[str, str] = {}
         free = []
         for task in pending:
             service = services.get(task.service_id)
-            if service is None or not service.spec.depends_on:
+            if service is None:
                 free.append(task)
                 continue
             if service.id not in reasons:
-                reasons[service.id] = waiting_for(service, by_name, by_service)
-            reason = reasons[service.id]
+                reasons[service.id] = waiting_for(service, by_name, by_service) if service.spec.depends_on else ""
+            reason = reasons[service.id] or waiting_for_predecessor(task, service, by_service[service.id], nodes)
             if not reason:
                 free.append(task)
             elif task.status.err != reason:

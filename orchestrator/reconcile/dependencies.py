@@ -13,7 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from orchestrator.model import DependencyCondition, Service, ServiceMode, Task, TaskState
+from orchestrator.model import (
+    DependencyCondition,
+    Node,
+    NodeStatus,
+    Service,
+    ServiceMode,
+    Task,
+    TaskState,
+    UpdateOrder,
+    UpdateState,
+)
 
 _STARTED = (TaskState.STARTING, TaskState.RUNNING)
 _WORDS = {DependencyCondition.STARTED: "to start", DependencyCondition.HEALTHY: "to be healthy",
@@ -50,3 +60,22 @@ def _completed(service: Service, tasks: Sequence[Task]) -> bool:
     wanted = service.spec.replicas if service.spec.mode is ServiceMode.REPLICATED else max(1, len(latest))
     done = [t for t in latest.values() if t.status.state == TaskState.COMPLETE]
     return len(done) >= wanted and all(t.status.state == TaskState.COMPLETE for t in latest.values())
+
+
+def waiting_for_predecessor(task: Task, service: Service, tasks: Sequence[Task], nodes: Mapping[str, Node]) -> str:
+    """Stop-first updates (the default order): a new task waits until the task it replaces in its slot (for a
+    global service: on its node) has stopped, as SwarmKit's updater does; a task on a node that is down is
+    not waited for. "" when the task may go."""
+    rolling_back = service.update_status is not None and service.update_status.state is UpdateState.ROLLBACK_STARTED
+    config = service.spec.rollback_config if rolling_back else service.spec.update_config
+    if config.order is not UpdateOrder.STOP_FIRST:
+        return ""
+    for other in tasks:
+        if other.id == task.id or other.desired_state <= TaskState.RUNNING or other.status.state.is_terminal():
+            continue
+        same_slot = other.slot == task.slot if task.slot else other.node_id == task.node_id
+        node = nodes.get(other.node_id or "")
+        if same_slot and node is not None and node.status is NodeStatus.READY and other.status.state >= \
+                TaskState.ASSIGNED:
+            return f"waiting for task {other.id[:12]} (the one it replaces) to stop"
+    return ""

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from orchestrator.model import (
     ContainerSpec,
     DependencyCondition,
+    Node,
+    NodeStatus,
     Service,
     ServiceDependency,
     ServiceMode,
@@ -15,8 +19,10 @@ from orchestrator.model import (
     TaskSpec,
     TaskState,
     TaskStatus,
+    UpdateConfig,
+    UpdateOrder,
 )
-from orchestrator.reconcile.dependencies import is_met, waiting_for
+from orchestrator.reconcile.dependencies import is_met, waiting_for, waiting_for_predecessor
 
 STARTED, HEALTHY, COMPLETED = (DependencyCondition.STARTED, DependencyCondition.HEALTHY,
                                DependencyCondition.COMPLETED_SUCCESSFULLY)
@@ -132,3 +138,39 @@ def test_waiting_for_a_service_that_does_not_exist() -> None:
 
 def test_a_service_without_dependencies_never_waits() -> None:
     assert waiting_for(DB, {}, {}) == ""
+
+
+# --- stop-first updates: a new task waits for the one it replaces -------------------------------------
+def _nodes(*names: str, status: NodeStatus = NodeStatus.READY) -> dict[str, Node]:
+    return {n: Node(id=n, hostname=n, status=status) for n in names}
+
+
+def test_stop_first_holds_the_new_task_until_its_predecessor_in_the_slot_has_stopped() -> None:
+    web = service("web")
+    old = task(web, 1, TaskState.RUNNING, desired=TaskState.SHUTDOWN, node="a")
+    new = task(web, 1, TaskState.PENDING, created=2.0)
+    other_slot = task(web, 2, TaskState.RUNNING, desired=TaskState.SHUTDOWN, node="a")
+    reason = waiting_for_predecessor(new, web, [old, new, other_slot], _nodes("a"))
+    assert reason.startswith("waiting for task") and "to stop" in reason
+    stopped = dataclasses.replace(old, status=TaskStatus(state=TaskState.SHUTDOWN))
+    assert waiting_for_predecessor(new, web, [stopped, new, other_slot], _nodes("a")) == ""
+
+
+def test_start_first_and_a_down_node_do_not_hold_the_new_task() -> None:
+    web = service("web")
+    start_first = dataclasses.replace(web, spec=dataclasses.replace(
+        web.spec, update_config=UpdateConfig(order=UpdateOrder.START_FIRST)))
+    old = task(web, 1, TaskState.RUNNING, desired=TaskState.SHUTDOWN, node="a")
+    new = task(web, 1, TaskState.PENDING, created=2.0)
+    assert waiting_for_predecessor(new, start_first, [old, new], _nodes("a")) == ""
+    assert waiting_for_predecessor(new, web, [old, new], _nodes("a", status=NodeStatus.DOWN)) == ""
+
+
+def test_a_global_task_waits_for_the_one_on_its_own_node() -> None:
+    agent = service("agent", mode=ServiceMode.GLOBAL, replicas=0)
+    old_a = task(agent, 0, TaskState.RUNNING, desired=TaskState.SHUTDOWN, node="a")
+    new_b = task(agent, 0, TaskState.PENDING, node="b", created=2.0)
+    new_a = task(agent, 0, TaskState.PENDING, node="a", created=2.0)
+    nodes = _nodes("a", "b")
+    assert waiting_for_predecessor(new_b, agent, [old_a, new_b, new_a], nodes) == ""
+    assert waiting_for_predecessor(new_a, agent, [old_a, new_b, new_a], nodes) != ""
