@@ -19,7 +19,7 @@ from node.containers.service import ContainerService, _resolve_user
 from node.errors import Conflict, EngineFailure, InvalidArgument, NotFound
 from node.runtime import console
 from node.runtime.oci import classify_start_error
-from node.runtime.spec import ALL_CAPS
+from node.runtime.spec import host_caps
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,7 +95,7 @@ class ExecService:
             uid, gid, _ = _resolve_user(Path(spec["root"]["path"]), e.user)
             process["user"] = {"uid": uid, "gid": gid}
         if e.privileged:
-            process["capabilities"] = {k: list(ALL_CAPS) for k in ("bounding", "effective", "permitted")}
+            process["capabilities"] = {k: list(host_caps()) for k in ("bounding", "effective", "permitted")}
         path = bundle / f"exec-{e.id[:16]}.json"
         path.write_text(json.dumps(process))
         del c

@@ -22,7 +22,7 @@ from typing import Any
 
 from node.errors import InvalidArgument
 from node.runtime.memfiles import MAX_FILE_BYTES, MAX_TOTAL_BYTES, MemoryFile
-from node.runtime.spec import apply_cap_changes, normalize_cap
+from node.runtime.spec import apply_cap_changes, host_caps, normalize_cap
 
 NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 RESTART_POLICIES = ("no", "always", "on-failure", "unless-stopped")
@@ -242,7 +242,12 @@ def resolve_caps(hc: dict[str, Any]) -> tuple[str, ...]:
         for name in names or []:
             cap = normalize_cap(name)
             if cap is None:
-                raise InvalidArgument(f"invalid {what}: unknown capability: \"{name.upper()}\"")
+                upper = name.strip().upper()
+                raise InvalidArgument(f"invalid {what}: unknown capability: "
+                                      f"\"{upper if upper.startswith('CAP_') else 'CAP_' + upper}\"")
+            if cap != "ALL" and cap not in host_caps():
+                raise InvalidArgument(f"invalid {what}: capability not supported by your kernel or not available "
+                                      f"in the current environment: \"{cap}\"")
             out.append(cap)
         return tuple(out)
 

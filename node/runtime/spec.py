@@ -6,6 +6,7 @@ a read-only /sys, and a seccomp profile that refuses what Docker's default profi
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,18 @@ ALL_CAPS = (
     "CAP_SYS_PACCT", "CAP_SYS_PTRACE", "CAP_SYS_RAWIO", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
     "CAP_SYS_TTY_CONFIG", "CAP_SYSLOG", "CAP_WAKE_ALARM",
 )
+# Linux capability numbers (linux/capability.h), for reading a CapBnd mask.
+CAP_NUMBERS = {
+    "CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_DAC_READ_SEARCH": 2, "CAP_FOWNER": 3, "CAP_FSETID": 4,
+    "CAP_KILL": 5, "CAP_SETGID": 6, "CAP_SETUID": 7, "CAP_SETPCAP": 8, "CAP_LINUX_IMMUTABLE": 9,
+    "CAP_NET_BIND_SERVICE": 10, "CAP_NET_BROADCAST": 11, "CAP_NET_ADMIN": 12, "CAP_NET_RAW": 13,
+    "CAP_IPC_LOCK": 14, "CAP_IPC_OWNER": 15, "CAP_SYS_MODULE": 16, "CAP_SYS_RAWIO": 17, "CAP_SYS_CHROOT": 18,
+    "CAP_SYS_PTRACE": 19, "CAP_SYS_PACCT": 20, "CAP_SYS_ADMIN": 21, "CAP_SYS_BOOT": 22, "CAP_SYS_NICE": 23,
+    "CAP_SYS_RESOURCE": 24, "CAP_SYS_TIME": 25, "CAP_SYS_TTY_CONFIG": 26, "CAP_MKNOD": 27, "CAP_LEASE": 28,
+    "CAP_AUDIT_WRITE": 29, "CAP_AUDIT_CONTROL": 30, "CAP_SETFCAP": 31, "CAP_MAC_OVERRIDE": 32,
+    "CAP_MAC_ADMIN": 33, "CAP_SYSLOG": 34, "CAP_WAKE_ALARM": 35, "CAP_BLOCK_SUSPEND": 36, "CAP_AUDIT_READ": 37,
+    "CAP_PERFMON": 38, "CAP_BPF": 39, "CAP_CHECKPOINT_RESTORE": 40,
+}
 MASKED_PATHS = (
     "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
     "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
@@ -61,6 +74,25 @@ _DEFAULT_DEVICES = (  # (path, major, minor)
 )
 
 
+def bounding_caps(status: str) -> tuple[str, ...]:
+    """The capabilities of a `/proc/<pid>/status` text's CapBnd mask, in ALL_CAPS order (all if absent)."""
+    mask = next((int(line.split()[1], 16) for line in status.splitlines() if line.startswith("CapBnd:")), None)
+    if mask is None:
+        return ALL_CAPS
+    return tuple(cap for cap in ALL_CAPS if mask >> CAP_NUMBERS[cap] & 1)
+
+
+@functools.cache
+def host_caps() -> tuple[str, ...]:
+    """What this process (the daemon) may grant: its bounding set. Docker's `ALL` and `--privileged` mean
+    these, not every capability the kernel knows: asking the runtime for more fails its capset (EPERM)."""
+    try:
+        with open("/proc/self/status") as fh:
+            return bounding_caps(fh.read())
+    except OSError:
+        return ALL_CAPS
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MountRequest:
     destination: str
@@ -83,7 +115,8 @@ class BundleRequest:
     readonly_rootfs: bool = False
     mounts: tuple[MountRequest, ...] = ()
     caps: tuple[str, ...] = DEFAULT_CAPS
-    privileged: bool = False
+    privileged: bool = False  # every capability of `available_caps`, whatever `caps` says (as Docker)
+    available_caps: tuple[str, ...] = field(default_factory=host_caps)
     memory: int = 0
     memory_swap: int = 0
     cpu_quota: int = 0
@@ -98,7 +131,7 @@ class BundleRequest:
 
 
 def build_spec(req: BundleRequest) -> dict[str, Any]:
-    caps = list(ALL_CAPS if req.privileged else req.caps)
+    caps = list(req.available_caps) if req.privileged else [c for c in req.caps if c in req.available_caps]
     spec: dict[str, Any] = {
         "ociVersion": "1.0.2",
         "process": {
@@ -212,13 +245,13 @@ def normalize_cap(name: str) -> str | None:
     return full if full in ALL_CAPS else None
 
 
-def apply_cap_changes(*, add: tuple[str, ...], drop: tuple[str, ...]) -> tuple[str, ...]:
-    """Docker's rule: start from the default set, drop (ALL clears), then add (ALL adds every one)."""
-    caps = list(DEFAULT_CAPS)
-    if "ALL" in drop:
-        caps = []
-    caps = [c for c in caps if c not in drop]
+def apply_cap_changes(*, add: tuple[str, ...], drop: tuple[str, ...],
+                      available: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """Docker's TweakCapabilities: add ALL is every available capability but those dropped; drop ALL leaves
+    only those added; else the default set, less the drops, plus the adds. `available`: host_caps()."""
+    everything = host_caps() if available is None else available
     if "ALL" in add:
-        return ALL_CAPS
-    caps += [c for c in add if c not in caps]
+        return tuple(c for c in everything if c not in drop)
+    caps = [] if "ALL" in drop else [c for c in DEFAULT_CAPS if c not in drop]
+    caps += [c for c in add if c not in caps and c != "ALL"]
     return tuple(caps)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from node.containers.model import Health, HealthStatus, Probe, State, Status, st
 from node.errors import InvalidArgument
 from node.runtime.cgroups import CgroupLayout, Mount, classify_layout
 from node.runtime.oci import classify_start_error
-from node.runtime.spec import DEFAULT_CAPS, BundleRequest, build_spec
+from node.runtime.spec import ALL_CAPS, DEFAULT_CAPS, BundleRequest, apply_cap_changes, bounding_caps, build_spec
 
 
 def test_parse_bind_forms() -> None:
@@ -43,6 +44,21 @@ def test_caps_and_sizes() -> None:
     assert options.parse_bytes("32m") == 32 << 20
     with pytest.raises(InvalidArgument):
         options.parse_bytes("lots")
+
+
+def test_all_capabilities_are_those_of_the_bounding_set() -> None:
+    host = bounding_caps("Name:\tx\nCapBnd:\t000001fffeffffff\n")  # everything but CAP_SYS_RESOURCE (24)
+    assert set(ALL_CAPS) - set(host) == {"CAP_SYS_RESOURCE"}
+    assert bounding_caps("CapBnd:\t0000000000000001\n") == ("CAP_CHOWN",)
+    assert apply_cap_changes(add=("ALL",), drop=(), available=host) == host
+    assert apply_cap_changes(add=("ALL",), drop=("CAP_KILL",), available=host) == tuple(
+        c for c in host if c != "CAP_KILL")
+    assert apply_cap_changes(add=("CAP_NET_ADMIN",), drop=("ALL",), available=host) == ("CAP_NET_ADMIN",)
+    request = BundleRequest(args=("sh",), env=(), rootfs="/r", cgroups_path="/p/x", available_caps=host)
+    privileged = build_spec(replace(request, privileged=True, caps=()))
+    assert privileged["process"]["capabilities"]["bounding"] == list(host)
+    plain = build_spec(replace(request, available_caps=("CAP_CHOWN",)))
+    assert plain["process"]["capabilities"]["effective"] == ["CAP_CHOWN"]
 
 
 def test_restart_backoff_and_policies() -> None:

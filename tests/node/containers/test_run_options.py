@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from node.runtime.spec import CAP_NUMBERS
 from tests.node.containers.conftest import ensure_busybox
 from tests.support.engine import EngineProcess
 
@@ -76,16 +77,44 @@ def test_capabilities_and_runtime(busybox_engine: EngineProcess) -> None:
     assert bad.returncode == 125 and bad.stderr.count("\n") == 1
 
 
-@pytest.mark.xfail(strict=True, reason="GAP: --privileged asks for every capability, and this host's bounding "
-                   "set lacks CAP_SYS_RESOURCE: crun's capset fails (runc's too). The spec needs ALL_CAPS "
-                   "filtered by the daemon's own bounding set (node/runtime/spec.py, node/containers/service.py)")
+def _host_bounding() -> str:
+    return next(line.split()[1] for line in Path("/proc/self/status").read_text().splitlines()
+                if line.startswith("CapBnd"))
+
+
+def _cap_eff(e: EngineProcess, *flags: str) -> str:
+    result = e.cli("run", "--rm", *flags, "busybox", "grep", "CapEff", "/proc/self/status", check=False)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()[1]
+
+
 def test_privileged_runs_with_every_capability_the_host_has(busybox_engine: EngineProcess) -> None:
     result = busybox_engine.cli("run", "--rm", "--privileged", "busybox", "sh", "-c",
                                 "grep CapEff /proc/self/status; ls /dev | wc -l", check=False)
     assert result.returncode == 0, result.stderr
-    bounding = next(line.split()[1] for line in Path("/proc/self/status").read_text().splitlines()
-                    if line.startswith("CapBnd"))
-    assert result.stdout.split()[1] == bounding
+    assert result.stdout.split()[1] == _host_bounding()
+
+
+def test_all_capabilities_mean_those_the_host_has(busybox_engine: EngineProcess, names: Callable[[str], str]) -> None:
+    e, bounding = busybox_engine, int(_host_bounding(), 16)
+    assert int(_cap_eff(e, "--cap-add", "ALL"), 16) == bounding
+    assert int(_cap_eff(e, "--privileged", "--cap-drop", "ALL"), 16) == bounding  # Docker ignores the drop
+    assert int(_cap_eff(e, "--cap-add", "ALL", "--cap-drop", "NET_RAW"), 16) == bounding & ~(1 << 13)
+    name = names("privexec")
+    e.cli("run", "-d", "--name", name, "busybox", "sleep", "100")
+    out = e.cli("exec", "--privileged", name, "grep", "CapEff", "/proc/self/status").stdout
+    assert int(out.split()[1], 16) == bounding
+
+
+def test_a_capability_the_host_lacks_is_refused_by_name(busybox_engine: EngineProcess) -> None:
+    bounding = int(_host_bounding(), 16)
+    missing = next((name for name, bit in CAP_NUMBERS.items() if not bounding >> bit & 1), None)
+    if missing is None:
+        pytest.skip("this host's bounding set has every capability")
+    refused = busybox_engine.cli("run", "--rm", "--cap-add", missing.removeprefix("CAP_"), "busybox", "true",
+                                 check=False)
+    assert refused.returncode == 125 and refused.stderr.count("\n") == 1
+    assert f'not available in the current environment: "{missing}"' in refused.stderr
 
 
 def test_limits_are_set_and_read_back(busybox_engine: EngineProcess, names: Callable[[str], str]) -> None:
