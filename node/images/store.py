@@ -345,11 +345,11 @@ class ImageStore:
             tags = self._tags_of(image_id)
             by_tag = self._tag_of_ref(ref)
             if by_tag is not None and by_tag in tags:
-                return self._remove_by_tag(image_id, by_tag, force=force)
+                return self._remove_by_tag(image_id, by_tag, ref=ref, force=force)
             digested = _digest_reference(ref)
             by_digest = f"{digested.familiar_name}@{digested.digest}" if digested else None
             if by_digest is not None and self._digests.get(by_digest) == image_id:
-                return self._remove_by_tag(image_id, by_digest, force=force)
+                return self._remove_by_tag(image_id, by_digest, ref=ref, force=force)
             return self._remove_by_id(image_id, tags, force=force)
 
     def prune(self, *, all_images: bool = False) -> dict[str, Any]:
@@ -844,9 +844,15 @@ class ImageStore:
             write_bytes_atomic(path, data)
         return digest
 
-    def _remove_by_tag(self, image_id: str, tag: str, *, force: bool) -> list[dict[str, str]]:
+    def _remove_by_tag(self, image_id: str, tag: str, *, ref: str, force: bool) -> list[dict[str, str]]:
         """Untag one name (a tag or a digest reference). As Docker does, removing a repository's last tag also
-        removes that repository's digest references; the image goes when nothing names it."""
+        removes that repository's digest references; the image goes when nothing names it. Without force, the
+        last name of an image a container uses stays: the image would be left dangling under it."""
+        if not force and self._is_single_reference(image_id):
+            users = self._in_use(image_id)
+            if users:
+                raise Conflict(f"conflict: unable to remove repository reference \"{ref}\" (must force) - "
+                               f"container {users[0][:12]} is using its referenced image {short_id(image_id)}")
         removed = [tag]
         if "@" in tag:
             self._digests.pop(tag)
@@ -864,6 +870,14 @@ class ImageStore:
         if not self._tags_of(image_id) and not self._digest_refs_of(image_id) and not self._in_use(image_id):
             out += self._delete_image(image_id)
         return out
+
+    def _is_single_reference(self, image_id: str) -> bool:
+        """Docker's isSingleReference: at most one tag, and every name in that one repository."""
+        tags, digests = self._tags_of(image_id), self._digest_refs_of(image_id)
+        if len(tags) > 1 or not (tags or digests):
+            return False
+        repos = {split_familiar(t)[0] for t in tags} | {d.rsplit("@", 1)[0] for d in digests}
+        return len(repos) == 1
 
     def _remove_by_id(self, image_id: str, tags: list[str], *, force: bool) -> list[dict[str, str]]:
         users = self._in_use(image_id)

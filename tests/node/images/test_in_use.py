@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from node.errors import Conflict
 from tests.node.images.archives import docker_archive, f, layer_tar
 from tests.support.engine import EngineProcess
 
@@ -29,15 +30,20 @@ def test_system_df_shows_the_shared_size(engine: EngineProcess, tmp_path: Path) 
     assert summary[:4] == ["Images", "2", "0", "303kB"]  # the shared layer counted once
 
 
-@pytest.mark.xfail(strict=True, reason="GAP: `rmi NAME` of an image's last name untags it while a container "
-                   "uses it; Docker refuses without -f (node/images/store.py _remove_by_tag)")
 def test_rmi_of_the_last_name_of_an_image_in_use_needs_force(engine: EngineProcess) -> None:
     engine.cli("image", "bootstrap", "busybox")
-    engine.cli("create", "--name", "user", "busybox", "true")
+    image_id = engine.cli("image", "inspect", "-f", "{{.Id}}", "busybox").stdout.strip()
+    container_id = engine.cli("create", "--name", "user", "busybox", "true").stdout.strip()
     refused = engine.cli("rmi", "busybox", check=False)
     assert refused.returncode == 1 and refused.stderr.count("\n") == 1
-    assert "unable to remove repository reference \"busybox\" (must force) - container" in refused.stderr
+    assert refused.stderr == ("Error response from daemon: conflict: unable to remove repository reference "
+                              f"\"busybox\" (must force) - container {container_id[:12]} is using its referenced "
+                              f"image {image_id[7:19]}\n")
+    with pytest.raises(Conflict):  # the API's 409
+        engine.client.delete("/images/busybox:latest")
     assert engine.cli("images", "--format", "{{.Repository}}:{{.Tag}}").stdout == "busybox:latest\n"
+    engine.cli("rm", "user")
+    assert engine.cli("rmi", "busybox").stdout.startswith("Untagged: busybox:latest\nDeleted: ")
 
 
 def test_rmi_force_untags_an_image_in_use_and_keeps_it(engine: EngineProcess) -> None:
