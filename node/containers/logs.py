@@ -14,6 +14,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from node.containers.model import parse_iso
 from node.containers.options import parse_bytes
@@ -56,60 +57,143 @@ def parse_k8s_line(raw: bytes) -> tuple[str, str, bool, bytes] | None:
     return parts[0].decode(), parts[1].decode(), parts[2] == b"F", text
 
 
+# Docker's copier hands a line to the log driver in pieces of at most 16 KiB: a longer one, or one never ended by
+# a newline, is written as partial entries (a `log` without the trailing "\n").
+MAX_PARTIAL = 16 * 1024
+
+
 class LogPump:
-    """Copies new k8s-file lines of one container into its json-file log."""
+    """Copies new k8s-file lines of one container into its json-file log.
+
+    conmon's file may be replaced under it (conmon's `--log-size-max` renames a fresh file over it): the pump
+    keeps the file it reads open, finishes it, then goes on with the new one from its start. Lines conmon
+    marked partial (`P`) wait for the rest of their line; `flush()` writes what is left once the container
+    has exited. The offset kept on disk (`<inode> <offset>`) is that of the first line not yet written, so a
+    restarted daemon reads a pending partial line again rather than losing it."""
 
     def __init__(self, *, source: Path, target: Path, offset_file: Path, rotation: Rotation) -> None:
         self.source = source
         self.target = target
         self.offset_file = offset_file
         self.rotation = rotation
-        self.offset = _read_offset(offset_file)
+        self.inode, self.offset = _read_offset(offset_file)
+        self._saved = (self.inode, self.offset)
+        self._fh: BinaryIO | None = None
+        self._pending_at: int | None = None  # where the oldest partial line still waiting began, in this file
         self._partial: dict[str, bytes] = {}
+        self._partial_time: dict[str, str] = {}
         self.changed = asyncio.Event()
 
     def pump(self) -> bool:
-        """Reads what conmon appended; returns True if anything was written."""
-        try:
-            size = os.stat(self.source).st_size
-        except FileNotFoundError:
-            return False
-        if size < self.offset:  # the file was replaced
-            self.offset = 0
-        if size == self.offset:
-            return False
-        with open(self.source, "rb") as fh:
-            fh.seek(self.offset)
-            data = fh.read(size - self.offset)
-        end = data.rfind(b"\n")
-        if end < 0:
-            return False
-        self.offset += end + 1
-        converted = [self._convert(line) for line in data[:end].split(b"\n")]
-        out = b"".join(converted)
-        if out and self.rotation.max_size:
-            for chunk in converted:
-                if chunk:
-                    self._append(chunk)
-        elif out:
-            self._append(out)
-        self.offset_file.write_text(str(self.offset))
-        if out:
-            self.changed.set()
-            self.changed = asyncio.Event()
+        """Reads what conmon appended (and the rest of a file it replaced); True if anything was written."""
+        out = self._read_current()
+        while self._fh is not None and self._is_replaced():
+            out += self._read_current()  # conmon wrote its last lines there before replacing it
+            self._close()
+            self.inode, self.offset, self._pending_at = None, 0, None
+            out += self._read_current()
+        self._write(out)
         return bool(out)
 
-    def _convert(self, raw: bytes) -> bytes:
+    def flush(self) -> bool:
+        """The container exited: its last line had no newline. Write it as Docker does (no trailing "\n")."""
+        out = self._read_current()
+        out += b"".join(self._entry(stream, self._partial_time.get(stream, ""), text)
+                        for stream, text in self._partial.items() if text)
+        self._partial.clear()
+        self._partial_time.clear()
+        self._pending_at = None
+        self._write(out)
+        self._close()
+        return bool(out)
+
+    def close(self) -> None:
+        self._close()
+
+    def _open(self) -> BinaryIO | None:
+        if self._fh is not None:
+            return self._fh
+        try:
+            fh = open(self.source, "rb")  # noqa: SIM115 - kept open across pumps, closed by _close
+        except FileNotFoundError:
+            return None
+        st = os.fstat(fh.fileno())
+        if (self.inode is not None and st.st_ino != self.inode) or st.st_size < self.offset:
+            self.offset, self._pending_at = 0, None  # not the file the offset was taken in
+            self._partial.clear()
+        self.inode = st.st_ino
+        fh.seek(self.offset)
+        self._fh = fh
+        return fh
+
+    def _close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def _is_replaced(self) -> bool:
+        try:
+            return os.stat(self.source).st_ino != self.inode
+        except FileNotFoundError:
+            return False
+
+    def _read_current(self) -> bytes:
+        """Converts every whole k8s line read from the current file since the last call."""
+        fh = self._open()
+        if fh is None:
+            return b""
+        if os.fstat(fh.fileno()).st_size < self.offset:  # cut short in place: not conmon's way, but start over
+            self.offset, self._pending_at = 0, None
+        fh.seek(self.offset)
+        data = fh.read()
+        end = data.rfind(b"\n")
+        if end < 0:
+            return b""
+        out = []
+        position = self.offset
+        for raw in data[:end].split(b"\n"):
+            out.append(self._convert(raw, position))
+            position += len(raw) + 1
+        self.offset = position
+        return b"".join(out)
+
+    def _convert(self, raw: bytes, position: int) -> bytes:
         parsed = parse_k8s_line(raw)
         if parsed is None:
             return b""
         ts, stream, full, text = parsed
-        if not full:
-            self._partial[stream] = self._partial.get(stream, b"") + text
+        if not self._partial:
+            self._pending_at = position
+        self._partial_time.setdefault(stream, ts)
+        text = self._partial.pop(stream, b"") + text
+        if full:
+            text += b"\n"
+        elif len(text) < MAX_PARTIAL:
+            self._partial[stream] = text
             return b""
-        text = self._partial.pop(stream, b"") + text + b"\n"
+        self._partial_time.pop(stream, None)
+        if not self._partial:
+            self._pending_at = None
+        return self._entry(stream, ts, text)
+
+    @staticmethod
+    def _entry(stream: str, ts: str, text: bytes) -> bytes:
         return json.dumps({"log": text.decode(errors="replace"), "stream": stream,
                            "time": _rfc3339(ts)}).encode() + b"\n"
+
+    def _write(self, out: bytes) -> None:
+        if out and self.rotation.max_size:
+            for chunk in out.splitlines(keepends=True):
+                self._append(chunk)
+        elif out:
+            self._append(out)
+        committed = (self.inode, self.offset if self._pending_at is None else self._pending_at)
+        if committed != self._saved:
+            _write_offset(self.offset_file, *committed)
+            self._saved = committed
+        if out:
+            self.changed.set()
+            self.changed = asyncio.Event()
 
     def _append(self, data: bytes) -> None:
         if self.rotation.max_size and self.target.exists() and \
@@ -141,11 +225,19 @@ def _rfc3339(ts: str) -> str:
     return ts[:-6] + "Z" if ts.endswith("+00:00") else ts
 
 
-def _read_offset(path: Path) -> int:
+def _read_offset(path: Path) -> tuple[int | None, int]:
+    """`<inode> <offset>` (or a bare offset, as older daemons wrote it) -> (inode or None, offset)."""
     try:
-        return int(path.read_text().strip() or 0)
+        fields = path.read_text().split()
+        if len(fields) == 2:
+            return int(fields[0]), int(fields[1])
+        return None, int(fields[0]) if fields else 0
     except (OSError, ValueError):
-        return 0
+        return None, 0
+
+
+def _write_offset(path: Path, inode: int | None, offset: int) -> None:
+    path.write_text(f"{inode} {offset}" if inode is not None else str(offset))
 
 
 def log_files(target: Path) -> list[Path]:

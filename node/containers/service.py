@@ -137,6 +137,7 @@ class ContainerService:
                 loop.remove_reader(live.pidfd)
                 os.close(live.pidfd)
             live.pump.pump()
+            live.pump.close()
 
     async def _restore(self, c: Container) -> None:
         if c.state.is_live or c.state.status is Status.RESTARTING:
@@ -377,7 +378,7 @@ class ContainerService:
     def _watch(self, c: Container) -> None:
         bundle = self.bundle(c.id)
         pump = lg.LogPump(source=bundle / "ctr.log", target=Path(c.log_path), offset_file=bundle / "k8s.offset",
-                          rotation=lg.rotation_from_opts((c.host_config.get("LogConfig") or {}).get("Config") or {}))
+                          rotation=_rotation_of(c))
         pidfd = oci.open_pidfd(c.state.conmon_pid)
         live = _Live(pidfd=pidfd, pump=pump)
         self._live[c.id] = live
@@ -509,6 +510,7 @@ class ContainerService:
             if live.health_task:
                 live.health_task.cancel()
             live.pump.pump()
+            live.pump.flush()  # a last line without a newline is written once the process has exited
             live.pump.wake()
         exit_file = self.exit_dir / cid
         try:
@@ -904,6 +906,10 @@ class ContainerService:
             self._save(c.with_state(health=new))
             if new.status is not c.state.health.status:
                 self._publish(c, f"health_status: {new.status.value}")
+
+
+def _rotation_of(c: Container) -> lg.Rotation:
+    return lg.rotation_from_opts((c.host_config.get("LogConfig") or {}).get("Config") or {})
 
 
 def _health_on_exit(c: Container) -> Health | None:

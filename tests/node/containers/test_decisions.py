@@ -95,6 +95,7 @@ def test_log_pump_converts_and_rotates(tmp_path: Path) -> None:
                     b"2026-01-01T00:00:00.3+00:00 stderr F e\n")
     pump = LogPump(source=src, target=dst, offset_file=tmp_path / "off", rotation=Rotation(max_size=60, max_file=2))
     assert pump.pump()
+    pump.close()
     lines = [json.loads(x) for f in log_files(dst) if f.exists() for x in f.read_text().splitlines()]
     assert [(x["stream"], x["log"]) for x in lines] == [("stdout", "part\n"), ("stderr", "e\n")]
     assert (tmp_path / "c-json.log.1").exists()
