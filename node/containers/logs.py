@@ -207,6 +207,14 @@ class LogPump:
         self.changed = asyncio.Event()
 
 
+def conmon_log_limit(rotation: Rotation) -> int:
+    """The size at which conmon starts its k8s file afresh (`--log-size-max`): as much as the json-file log
+    keeps with rotation, so conmon's copy costs no more disk than the log itself; bounded without rotation."""
+    if rotation.max_size:
+        return max(rotation.max_size * rotation.max_file, 4096)
+    return 16 << 20
+
+
 def rotate(path: Path, max_file: int) -> None:
     if max_file <= 1:
         path.unlink(missing_ok=True)

@@ -356,7 +356,8 @@ class ContainerService:
             handle = await runtime.launch(oci.LaunchRequest(
                 container_id=c.id, name=c.name, bundle=bundle, log_path=k8s_log, exit_dir=self.exit_dir,
                 socket_dir=self.socket_dir, terminal=c.tty, stdin=bool(c.config.get("OpenStdin")),
-                stdin_once=bool(c.config.get("StdinOnce"))))
+                stdin_once=bool(c.config.get("StdinOnce")),
+                log_size_max=lg.conmon_log_limit(_rotation_of(c))))
             await self._connect_attachers(c)
             try:
                 await runtime.start(c.id)

@@ -63,6 +63,7 @@ class LaunchRequest:
     terminal: bool = False
     stdin: bool = False
     stdin_once: bool = False  # Docker's StdinOnce: the first attached client's end of input closes stdin
+    log_size_max: int = 0  # conmon starts its k8s file afresh past this size (0: never)
 
 
 def _wrapper_text(binary: str, side_mounts: tuple[str, ...]) -> str:
@@ -118,6 +119,8 @@ class OciRuntime:
             "--socket-dir-path", str(req.socket_dir), "--full-attach",
             "--runtime-arg", f"--root={self.state_root}", "--log-level", "error", "--no-sync-log",
         ]
+        if req.log_size_max > 0:
+            argv += ["--log-size-max", str(req.log_size_max)]
         if req.terminal:
             argv.append("-t")
         if req.stdin:

@@ -5,6 +5,8 @@ the newest lines. The pump from conmon's file first, then through the CLI agains
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -109,3 +111,23 @@ def test_logs_show_a_last_line_without_a_newline(busybox_engine: EngineProcess, 
     e.cli("run", "-d", "--name", slow, "busybox", "sh", "-c", "printf hel; sleep 0.5; echo lo; sleep 0.5; printf end")
     assert e.cli("logs", "-f", slow, timeout=30).stdout == "hello\nend"
     assert len(e.cli("logs", "-t", slow).stdout.splitlines()) == 2
+
+
+@pytest.mark.privileged
+def test_rotation_bounds_every_log_file_of_the_container(busybox_engine: EngineProcess,
+                                                         names: Callable[[str], str]) -> None:
+    e, name = busybox_engine, names("rotating")
+    pad = "0123456789" * 9
+    cid = e.cli("run", "-d", "--name", name, "--log-opt", "max-size=1k", "--log-opt", "max-file=2", "busybox",
+                "sh", "-c", f"seq 2000 | sed 's/.*/line-&-{pad}/'; sleep 100").stdout.strip()  # ~200 kB
+    bundle = e.data_root / "containers" / cid
+
+    def log_bytes() -> int:
+        return sum(p.stat().st_size for p in bundle.iterdir() if "log" in p.name and p.is_file())
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and "line-2000-" not in e.cli("logs", "--tail", "1", name).stdout:
+        time.sleep(0.2)
+    assert e.cli("logs", "--tail", "1", name).stdout.startswith("line-2000-")
+    assert log_bytes() <= 8 * 1024, {p.name: p.stat().st_size for p in bundle.iterdir()}
+    assert os.path.exists(bundle / "ctr.log")  # conmon's file: still written to, but started afresh
