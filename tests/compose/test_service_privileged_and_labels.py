@@ -77,9 +77,6 @@ def test_privileged_reaches_the_container(compose: Compose, write: WriteFn) -> N
     compose("down")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="engine gap: a privileged container does not start on this host (the runtime's capset "
-                          "asks for capabilities outside the host's bounding set: EPERM); node/runtime fix pending")
 def test_privileged_container_runs_with_every_capability(compose: Compose, write: WriteFn) -> None:
     write("compose.yaml", PRIVILEGED)
     compose("up", "-d")
