@@ -119,9 +119,11 @@ class ExecService:
                 self.instances[eid] = replace(e, running=proc.returncode == 0, exit_code=None if proc.returncode == 0
                                               else classify_start_error((await proc.stderr.read()).decode()))  # type: ignore[union-attr]
                 return
+            tail = _Tail(None)
             async for chunk in _stream(proc, stdin_data, tty=e.tty):
+                tail.keep(chunk)
                 yield chunk
-            code = await proc.wait()
+            code = tail.exit_code(await proc.wait())
         finally:
             spec_path.unlink(missing_ok=True)
         self.instances[eid] = replace(e, running=False, exit_code=code)
@@ -217,13 +219,17 @@ class ExecService:
 class _Tail:
     """Passes output on and keeps its last bytes: the runtime's own message when the process could not start."""
 
-    def __init__(self, write: Write) -> None:
+    def __init__(self, write: Write | None) -> None:
         self._write = write
         self.data = b""
 
-    async def write(self, chunk: bytes) -> None:
+    def keep(self, chunk: bytes) -> None:
         self.data = (self.data + chunk)[-2048:]
-        await self._write(chunk)
+
+    async def write(self, chunk: bytes) -> None:
+        self.keep(chunk)
+        if self._write is not None:
+            await self._write(chunk)
 
     def exit_code(self, code: int) -> int:
         """Docker's 127 (not found) / 126 (cannot run) when the runtime, not the process, failed (crun: 255)."""
