@@ -97,6 +97,7 @@ class NetworkService:
         self._peers: dict[str, tuple[Peer, ...]] = {}
         self._services: dict[str, dict[str, ServiceEntry]] = {}
         self._ingress_socks: dict[tuple[str, int], socket.socket] = {}  # (proto, port) held for the routing mesh
+        self._applied_rules: str | None = None  # the table script last applied: an unchanged one is not re-run
         self._loop: asyncio.AbstractEventLoop | None = None
         self.dns = dns.DnsServer(dns.Resolver(self.lookup, self.upstreams))
 
@@ -163,6 +164,7 @@ class NetworkService:
             elif network.driver == "overlay" and network.iface:
                 overlay.delete_overlay(bridge=network.iface, vxlan=overlay.vxlan_name(network.id))
         nft.delete_table(self.table)
+        self._applied_rules = None
 
     @off_loop
     def restore(self, running: Sequence[tuple[str, int | None]]) -> None:
@@ -910,7 +912,11 @@ class NetworkService:
                                     remote=tuple(p.ip for p in self._peers.get(n.id, ())))
                     for n in self.list_networks()
                     if n.driver == "overlay" and n.iface and n.options.get(overlay.NODE_IP_OPT)]
-        nft.apply(nft.render_table(self.table, bridges, rules, ingress, overlays))
+        script = nft.render_table(self.table, bridges, rules, ingress, overlays)
+        if script == self._applied_rules:
+            return  # most connects and releases change no rule: spare the nft run (the daemon's start always runs it)
+        nft.apply(script)
+        self._applied_rules = script
 
     def _host_routes(self) -> list[IPv4Network]:
         ours = {n.iface for n in self._networks.values() if n.iface}
