@@ -31,9 +31,9 @@ def _flag(value: str | None) -> bool:
 
 # `GET /containers/json` filters the container service applies, and Docker's others: those are refused by
 # name rather than ignored (an ignored `health=unhealthy` would list every container as unhealthy).
-_LIST_FILTERS = {"ancestor", "exited", "id", "label", "name", "status"}
-_DOCKER_LIST_FILTERS = {"before", "expose", "health", "isolation", "is-task", "network", "publish", "since",
-                        "volume"}
+_LIST_FILTERS = {"ancestor", "before", "exited", "expose", "health", "id", "label", "name", "network", "publish",
+                 "since", "status", "volume"}
+_DOCKER_LIST_FILTERS = {"isolation", "is-task"}
 
 
 def _filters(raw: str | None) -> dict[str, list[str]]:

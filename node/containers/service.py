@@ -850,17 +850,22 @@ class ContainerService:
 
     def list(self, *, all_: bool = False, filters: dict[str, list[str]] | None = None,
              limit: int = -1) -> list[dict[str, Any]]:
+        filters = filters or {}
+        check_list_filters(filters)
         rows = sorted(self.containers.values(), key=lambda c: c.created, reverse=True)
-        if not all_ and not (filters or {}).get("status"):
+        # Docker's own rule: the last value of `before` and of `since` is the one that counts
+        before, since = (self.get(filters[k][-1]).id if filters.get(k) else None for k in ("before", "since"))
+        rows = _created_between(rows, before=before, since=since)
+        if not all_ and not filters.get("status"):
             rows = [c for c in rows if c.state.is_live or c.state.status is Status.RESTARTING]
-        rows = [c for c in rows if _matches(c, filters or {})]
-        if limit > 0:
-            rows = rows[:limit]
-        out = [list_json(c, image_name=str(c.config.get("Image", ""))) for c in rows]
-        if self.net is not None:
-            for row, c in zip(out, rows, strict=True):
-                row.update(self.net.list_fields(c))
-        return out
+        out = []
+        for c in rows:
+            view = list_json(c, image_name=str(c.config.get("Image", "")))
+            if self.net is not None:
+                view.update(self.net.list_fields(c))
+            if _matches(c, filters, view=view):
+                out.append(view)
+        return out[:limit] if limit > 0 else out
 
     def stats(self, ref: str) -> dict[str, Any]:
         c = self.get(ref)
@@ -919,8 +924,74 @@ def _health_on_exit(c: Container) -> Health | None:
     return replace(c.state.health, status=HealthStatus.UNHEALTHY)
 
 
-def _matches(c: Container, filters: dict[str, list[str]]) -> bool:
+_HEALTH_VALUES = tuple(h.value for h in HealthStatus)
+
+
+def check_list_filters(filters: dict[str, list[str]]) -> None:
+    """Docker's refusals of bad values, before anything is listed."""
+    for value in filters.get("health", []):
+        if value not in _HEALTH_VALUES:
+            raise InvalidArgument(f"Unrecognised filter value for health: {value}")
+    for key in ("publish", "expose"):
+        for value in filters.get(key, []):
+            _port_filter(key, value)
+
+
+def _port_filter(key: str, value: str) -> set[tuple[int, str]]:
+    """`80`, `80/udp`, `8000-8080/tcp` -> {(port, proto), ...} (tcp unless said), as Docker's portOp."""
+    if ":" in value:
+        raise InvalidArgument(f"filter for '{key}' should not contain ':': {value}")
+    port, _, proto = value.partition("/")
+    start, _, end = port.partition("-")
+    if not start.isdigit() or not (end or start).isdigit() or int(start) > int(end or start):
+        raise InvalidArgument(f"error while looking up for {key} {value}: invalid port range: {port}")
+    return {(n, proto or "tcp") for n in range(int(start), int(end or start) + 1)}
+
+
+def _created_between(rows: list[Container], *, before: str | None, since: str | None) -> list[Container]:
+    """`before=X`: created before X; `since=X`: created after X. `rows` are newest first, as Docker walks them."""
+    ids = [c.id for c in rows]
+    if before is not None:
+        rows = rows[ids.index(before) + 1:] if before in ids else []
+        ids = [c.id for c in rows]
+    if since is not None:
+        rows = rows[:ids.index(since)] if since in ids else rows
+    return rows
+
+
+def _mounts_match(c: Container, values: list[str]) -> bool:
+    """`volume=`: a volume's name (a bind's source) or any mount's destination."""
+    names = {m.get("Name") or m.get("Source") for m in c.mounts} | {m.get("Destination") for m in c.mounts}
+    return any(v in names for v in values)
+
+
+def _networks_match(view: dict[str, Any], values: list[str]) -> bool:
+    """`network=`: a network's name, or a prefix of its ID."""
+    networks = (view.get("NetworkSettings") or {}).get("Networks") or {}
+    return any(v in networks or any(v and str(n.get("NetworkID") or "").startswith(v) for n in networks.values())
+               for v in values)
+
+
+def _ports_match(view: dict[str, Any], filters: dict[str, list[str]]) -> bool:
+    """`publish=` a host port, `expose=` a container port: either one matching is enough, as in Docker."""
+    published = set().union(*(_port_filter("publish", v) for v in filters.get("publish", [])))
+    exposed = set().union(*(_port_filter("expose", v) for v in filters.get("expose", [])))
+    return any((int(p.get("PublicPort") or 0), p.get("Type")) in published or
+               (int(p.get("PrivatePort") or 0), p.get("Type")) in exposed for p in view.get("Ports") or [])
+
+
+def _matches(c: Container, filters: dict[str, list[str]], *, view: dict[str, Any]) -> bool:
+    """Does one container pass every filter (`before`/`since` are applied to the whole list beforehand)?
+    `view` is its `GET /containers/json` row: ports and networks as listed."""
+    if ("publish" in filters or "expose" in filters) and not _ports_match(view, filters):
+        return False
     for key, values in filters.items():
+        if key == "health" and (c.state.health.status.value if c.state.health else "none") not in values:
+            return False
+        if key == "volume" and not _mounts_match(c, values):
+            return False
+        if key == "network" and not _networks_match(view, values):
+            return False
         if key == "status" and c.state.status.value not in values:
             return False
         if key == "name" and not any(v.lstrip("/") in c.name for v in values):
