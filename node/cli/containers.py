@@ -712,13 +712,23 @@ def stats(state: CliState, containers: tuple[str, ...], no_stream: bool, all_: b
             "ID": s["id"] if no_trunc else s["id"][:12], "Container": s["id"][:12], "Name": s["name"].lstrip("/"),
             "CPUPerc": f"{_cpu_percent(ref, client, cpu_ns):.2f}%",
             "MemUsage": f"{_human(mem)} / {_human(limit)}", "MemPerc": f"{100 * mem / limit:.2f}%",
-            "NetIO": "0B / 0B", "BlockIO": "0B / 0B", "PIDs": str(s["pids_stats"]["current"]),
+            "NetIO": _net_io(s.get("networks") or {}), "BlockIO": "0B / 0B",
+            "PIDs": str(s["pids_stats"]["current"]),
         })
     headers = {"ID": "CONTAINER ID", "Container": "CONTAINER", "Name": "NAME", "CPUPerc": "CPU %",
                "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "NetIO": "NET I/O", "BlockIO": "BLOCK I/O",
                "PIDs": "PIDS"}
     default = "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}"
     print_rows(rows, fmt=fmt, default=default, headers=headers)
+
+
+def _net_io(networks: dict[str, dict[str, int]]) -> str:
+    """Docker's NET I/O: bytes received / sent over every interface, in decimal units (`1.45kB / 648B`)."""
+    from node.cli.images import human_size
+
+    rx = sum(int(n.get("rx_bytes") or 0) for n in networks.values())
+    tx = sum(int(n.get("tx_bytes") or 0) for n in networks.values())
+    return f"{human_size(rx)} / {human_size(tx)}"
 
 
 def _cpu_percent(ref: str, client: EngineClient, first_ns: int) -> float:

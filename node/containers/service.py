@@ -44,7 +44,7 @@ from node.containers.restart import RestartPolicy, next_delay, should_restart, s
 from node.errors import Conflict, EngineFailure, InvalidArgument, NodeError, NotFound, NotModified
 from node.events import EventBus
 from node.fsutil import read_json, write_json_atomic
-from node.network import ports
+from node.network import netns, ports
 from node.runtime import console, memfiles, oci
 from node.runtime.cgroups import Cgroups, detect_layout
 from node.runtime.spec import BundleRequest, MountRequest, build_spec
@@ -881,8 +881,15 @@ class ContainerService:
             "cpu_stats": {"cpu_usage": {"total_usage": s.cpu_usage_ns if s else 0},
                           "system_cpu_usage": _system_cpu_ns(), "online_cpus": os.cpu_count() or 1},
             "precpu_stats": {"cpu_usage": {"total_usage": 0}, "system_cpu_usage": 0},
-            "networks": {},
+            "networks": self._network_counters(c),
         }
+
+    @staticmethod
+    def _network_counters(c: Container) -> dict[str, dict[str, int]]:
+        """Docker's `networks` of stats: the container's own interfaces (none with the host's network)."""
+        if not c.state.is_live or not c.state.pid or c.host_config.get("NetworkMode") == "host":
+            return {}
+        return netns.interface_counters(c.state.pid)
 
     def top(self, ref: str) -> dict[str, Any]:
         c = self.get(ref)

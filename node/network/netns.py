@@ -120,3 +120,32 @@ def set_interface_sysctl(ifname: str, key: str, value: str) -> None:
     """`net.ipv4.conf.<ifname>.<key>` on the host (interface names may hold dots, so no key parsing)."""
     with open(f"/proc/sys/net/ipv4/conf/{ifname}/{key}", "w") as fh:
         fh.write(value)
+
+
+# /proc/net/dev columns, receive then transmit, under Docker's stats names (its NetworkStats)
+_NET_DEV_FIELDS = (
+    "rx_bytes", "rx_packets", "rx_errors", "rx_dropped", None, None, None, None,
+    "tx_bytes", "tx_packets", "tx_errors", "tx_dropped", None, None, None, None,
+)
+
+
+def parse_net_dev(text: str) -> dict[str, dict[str, int]]:
+    """`/proc/net/dev` -> {ifname: {rx_bytes, rx_packets, rx_errors, rx_dropped, tx_...}}, loopback left out
+    (Docker's stats report a container's interfaces, not its `lo`)."""
+    out: dict[str, dict[str, int]] = {}
+    for line in text.splitlines()[2:]:
+        name, sep, rest = line.partition(":")
+        values = rest.split()
+        if not sep or len(values) < len(_NET_DEV_FIELDS) or name.strip() == "lo":
+            continue
+        out[name.strip()] = {key: int(v) for key, v in zip(_NET_DEV_FIELDS, values, strict=False) if key}
+    return out
+
+
+def interface_counters(pid: int) -> dict[str, dict[str, int]]:
+    """The counters of every interface in the network namespace of process `pid` ({} if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/net/dev") as fh:
+            return parse_net_dev(fh.read())
+    except (OSError, ValueError):
+        return {}

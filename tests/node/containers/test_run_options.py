@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -136,6 +137,22 @@ def test_limits_are_set_and_read_back(busybox_engine: EngineProcess, names: Call
     top = e.cli("top", name).stdout.splitlines()
     assert top[0].split() == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
     assert top[1].split()[-2:] == ["sleep", "100"]
+
+
+def test_stats_count_the_network_traffic_of_the_container(busybox_engine: EngineProcess,
+                                                           names: Callable[[str], str]) -> None:
+    e, pinger, isolated = busybox_engine, names("pinger"), names("isolated")
+    cid = e.cli("run", "-d", "--name", pinger, "busybox", "sh", "-c",
+                "ping -c 3 -i 0.2 $(ip route | awk '/default/ {print $3}'); sleep 100").stdout.strip()
+    e.cli("run", "-d", "--name", isolated, "--network", "none", "busybox", "sleep", "100")
+    assert _wait_for(lambda: e.client.get(f"/containers/{cid}/stats", params={"stream": "0"})["networks"]
+                     .get("eth0", {}).get("tx_packets", 0) >= 3)
+    eth0 = e.client.get(f"/containers/{cid}/stats", params={"stream": "0"})["networks"]["eth0"]
+    assert eth0["rx_packets"] >= 3 and eth0["rx_bytes"] > 0 and eth0["tx_bytes"] > 0
+    assert {"rx_errors", "rx_dropped", "tx_errors", "tx_dropped"} <= set(eth0)
+    shown = json.loads(e.cli("stats", "--no-stream", "--format", "json", pinger).stdout)["NetIO"]
+    assert re.fullmatch(r"[1-9][0-9.]*k?B / [1-9][0-9.]*k?B", shown), shown  # decimal units, as Docker's
+    assert json.loads(e.cli("stats", "--no-stream", "--format", "json", isolated).stdout)["NetIO"] == "0B / 0B"
 
 
 def test_stop_signal_and_timeout(busybox_engine: EngineProcess, names: Callable[[str], str]) -> None:

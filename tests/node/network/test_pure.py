@@ -9,7 +9,7 @@ from ipaddress import IPv4Address
 import pytest
 
 from node.errors import InvalidArgument
-from node.network import dns
+from node.network import dns, netns
 from node.network.nft import BridgeRules, PortRule, render_table
 from node.network.ports import PortBinding, normalize, parse_port_spec
 
@@ -160,3 +160,17 @@ def test_ps_ports_column_as_docker_prints_it() -> None:
     assert display_ports([]) == ""
     assert ports_view(published[:1], ["80/tcp", "443/tcp"]) == {
         "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18080"}], "443/tcp": None}
+
+
+def test_interface_counters_from_proc_net_dev() -> None:
+    text = (
+        "Inter-|   Receive                                                |  Transmit\n"
+        " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls "
+        "carrier compressed\n"
+        "    lo:     100       2    0    0    0     0          0         0      100       2    0    0    0     0 "
+        "      0          0\n"
+        "  eth0:    1186      13    1    2    0     0          0         0      726       9    3    4    0     0 "
+        "      0          0\n"
+    )
+    assert netns.parse_net_dev(text) == {"eth0": {"rx_bytes": 1186, "rx_packets": 13, "rx_errors": 1, "rx_dropped": 2,
+                                                  "tx_bytes": 726, "tx_packets": 9, "tx_errors": 3, "tx_dropped": 4}}
