@@ -2,7 +2,8 @@
 
 API routers reach it as `request.app.state.engine`. Subsystems are plain objects built here; those
 with background work expose `async start()` / `async stop()`, called in that order at daemon start
-and in reverse at shutdown. Stopping the daemon never stops containers (they live under conmon).
+and in reverse at shutdown. Stopping the daemon stops containers only with `live-restore: false` (as
+dockerd); else they keep running under conmon and the next daemon adopts them.
 """
 
 from __future__ import annotations

@@ -100,6 +100,7 @@ class ContainerService:
         self._delays: dict[str, float] = {}
         self._poller: asyncio.Task[None] | None = None
         self._wakers: dict[str, asyncio.Event] = {}
+        self._shutting_down = False
         self._followers: dict[str, int] = {}
         self._attachers: dict[str, set[ContainerAttach]] = {}  # waiting for their container's next start
         self.execs: Any = None  # set by ExecService
@@ -125,10 +126,13 @@ class ContainerService:
         self._poller = asyncio.create_task(self._poll_logs())
 
     async def stop(self) -> None:
-        if self._poller:
-            self._poller.cancel()
+        self._shutting_down = True  # exits from here on restart nothing: the next daemon start decides
         for task in self._restart_tasks.values():
             task.cancel()
+        if not self.config.live_restore:
+            await self._stop_all()
+        if self._poller:
+            self._poller.cancel()
         loop = asyncio.get_running_loop()
         for live in self._live.values():
             if live.health_task:
@@ -138,6 +142,23 @@ class ContainerService:
                 os.close(live.pidfd)
             live.pump.pump()
             live.pump.close()
+
+    async def _stop_all(self) -> None:
+        """live-restore off: as dockerd at shutdown, stop every running container (its stop signal, SIGKILL
+        after its stop timeout), all at once. Not by hand: restart policies bring them back at the next start."""
+        async def stop_one(cid: str) -> None:
+            async with self._lock(cid):
+                c = self.containers.get(cid)
+                if c is None or not c.state.is_live:
+                    return
+                try:
+                    await self._stop_process(c, timeout=None)
+                except (NodeError, OSError, TimeoutError) as exc:
+                    log.warning("stopping %s at shutdown: %s", c.name, exc)
+                    return
+            self._publish(self.get(cid), "stop")
+
+        await asyncio.gather(*(stop_one(c.id) for c in list(self.containers.values()) if c.state.is_live))
 
     async def _restore(self, c: Container) -> None:
         if c.state.is_live or c.state.status is Status.RESTARTING:
@@ -535,7 +556,8 @@ class ContainerService:
         self._exited[cid] = asyncio.Event()
         self._wake(cid)
         policy = RestartPolicy.of(c.host_config)
-        if should_restart(policy, exit_code=code, restart_count=c.restart_count, manually_stopped=c.manually_stopped):
+        if not self._shutting_down and should_restart(policy, exit_code=code, restart_count=c.restart_count,
+                                                      manually_stopped=c.manually_stopped):
             delay = next_delay(self._delays.get(cid, 0.0), ran_for=ran_for)
             self._delays[cid] = delay
             self._save(replace(c.with_state(status=Status.RESTARTING), restart_count=c.restart_count + 1))

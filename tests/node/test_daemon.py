@@ -1,14 +1,17 @@
-"""The daemon as a user meets it: its socket, its identity routes, one per data root, a clean SIGTERM."""
+"""The daemon as a user meets it: its socket, its identity routes, one per data root, a clean SIGTERM (which
+stops the containers only with live-restore off)."""
 
 from __future__ import annotations
 
 import json
 import signal
 import subprocess
+from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.node.containers.conftest import ensure_busybox
 from tests.support.engine import PYNODE, EngineProcess
 
 pytestmark = pytest.mark.privileged
@@ -81,3 +84,41 @@ def test_bad_daemon_json_is_one_clear_line(tmp_path) -> None:  # type: ignore[no
     )
     assert result.returncode == 1
     assert "no-such-key" in result.stderr and str(config) in result.stderr
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("live_restore", [False, True])
+def test_live_restore_decides_whether_sigterm_stops_the_containers(live_restore: bool) -> None:
+    """dockerd's rule: with live-restore off, stopping the daemon stops its containers (restart policies
+    bring them back when it starts again); with it on, they keep running and the next daemon adopts them."""
+    proc = EngineProcess(prefix="pnl")
+    (proc.base / "daemon.json").write_text(json.dumps({"live-restore": live_restore}))
+    proc.start()
+    try:
+        ensure_busybox(proc)
+        assert proc.client.get("/info")["LiveRestoreEnabled"] is live_restore
+        for name, policy in (("back", "always"), ("plain", "no")):
+            proc.cli("run", "-d", "--init", "--name", name, "--restart", policy, "busybox", "sleep", "300")
+        pids = {n: int(proc.cli("inspect", "-f", "{{.State.Pid}}", n).stdout) for n in ("back", "plain")}
+        assert proc.stop() == 0  # SIGTERM
+        assert {n: _is_running(pid) for n, pid in pids.items()} == {"back": live_restore, "plain": live_restore}
+        proc.start()
+        shown = proc.cli("ps", "-a", "--format", "{{.Names}} {{.State}}").stdout.split("\n")
+        states = dict(line.split() for line in shown if line)
+        code = proc.cli("inspect", "-f", "{{.State.ExitCode}}", "plain").stdout.strip()
+        back_pid = int(proc.cli("inspect", "-f", "{{.State.Pid}}", "back").stdout)
+        if live_restore:
+            assert states == {"back": "running", "plain": "running"}
+            assert back_pid == pids["back"]
+        else:
+            assert states == {"back": "running", "plain": "exited"} and code == "143"  # stopped by SIGTERM
+            assert back_pid != pids["back"]
+    finally:
+        leaked = proc.close()
+    assert not leaked, f"test leaked kernel objects: {leaked}"
