@@ -73,8 +73,9 @@ def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="pnbb", dir="/tmp"))
     host = f"unix://{base}/s.sock"
     env = {**os.environ, "PYNODE_HOST": host}
+    # its own nftables table (and so its own default bridge): the machine's daemon keeps table `pynode`
     daemon = subprocess.Popen([PYNODE, "-H", host, "daemon", "--data-root", str(base / "root"), "--exec-root",
-                               str(base / "run"), "--config-file", str(base / "d.json")],
+                               str(base / "run"), "--config-file", str(base / "d.json"), "--nft-table", base.name],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 30
