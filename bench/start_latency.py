@@ -25,6 +25,7 @@ from node.runtime.cgroups import CgroupLayout, detect_layout  # noqa: E402
 from node.runtime.spec import BundleRequest, build_spec  # noqa: E402
 
 PYNODE = str(Path(sys.executable).parent / "pynode")
+RAW_CGROUP_PARENT = "pynode-bench"  # the raw crun runs' cgroups: /pynode-bench/raw in every hierarchy
 
 
 def _time(argv: list[str], runs: int, env: dict[str, str] | None = None) -> list[float]:
@@ -51,7 +52,7 @@ def _crun_bundle(base: Path) -> Path:
     for d in ("proc", "sys", "dev", "etc", "tmp"):
         (bundle / "rootfs" / d).mkdir()
     spec = build_spec(BundleRequest(args=("/bin/true",), env=("PATH=/bin",), rootfs=str(bundle / "rootfs"),
-                                    cgroups_path="/pynode-bench/raw"))
+                                    cgroups_path=f"/{RAW_CGROUP_PARENT}/raw"))
     (bundle / "config.json").write_text(json.dumps(spec))
     return bundle
 
@@ -107,6 +108,21 @@ def main() -> None:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(30)
         shutil.rmtree(base, ignore_errors=True)
+        _remove_raw_cgroups()
+
+
+def _remove_raw_cgroups() -> None:
+    """crun removes each run's own cgroup but leaves their parent, empty, in every hierarchy."""
+    root = Path("/sys/fs/cgroup")
+    for parent in [*root.glob(f"*/{RAW_CGROUP_PARENT}"), root / RAW_CGROUP_PARENT]:
+        if not parent.is_dir():
+            continue
+        for directory in [*sorted((d for d in parent.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts)),
+                          parent]:
+            try:
+                directory.rmdir()
+            except OSError as exc:
+                print(f"could not remove {directory}: {exc}", file=sys.stderr)
 
 
 def _memory(count: int, daemon_pid: int, env: dict[str, str]) -> None:
