@@ -295,8 +295,10 @@ class Executor:
     def remove_all(self) -> None:
         """Every task container and overlay network of this node (it left the swarm)."""
         with EngineClient(self.engine_url, timeout=60) as client:
-            for container in self.containers(client).values():
-                self._remove(client, container)
+            containers = list(self.containers(client).values())
+        # all at once: each may wait out its stop grace period
+        list(self._stopper.map(self._remove_in_background, containers))
+        with EngineClient(self.engine_url, timeout=60) as client:
             self.networks.remove_unused(client, [])
 
     def _apply(self, client: EngineClient, *, assignment: Assignment, container: Container | None,

@@ -344,17 +344,21 @@ class Daemon:
                 raise BadRequest("You are attempting to leave the swarm on a node that is participating as a manager. "
                                  "Removing the last manager erases all current state of the swarm, and removing a "
                                  "manager reduces the cluster's fault tolerance. Use `--force` to ignore this message.")
+            started = time.monotonic()
             if self.manager is not None and len(self.manager.proposer.members) > 1:
                 try:
                     await asyncio.to_thread(self.manager.remove_raft_member, state.advertise_addr)
                 except Exception as exc:  # noqa: BLE001 - leaving goes on; the others will see it unreachable
                     log.warning("leaving the Raft cluster failed: %s", exc)
+                log.info("leave: out of the Raft cluster after %.1f s", time.monotonic() - started)
             if self.agent is not None:
                 await self.agent.stop()
                 self.agent = None
                 with contextlib.suppress(Exception):
                     await asyncio.to_thread(_remove_task_containers, self.engine_url, state.node_id)
+                log.info("leave: task containers removed after %.1f s", time.monotonic() - started)
             await self._stop_roles()
+            log.info("leave: done after %.1f s", time.monotonic() - started)
             self.state = None
             self._wipe()
             asyncio.get_running_loop().call_later(0.3, self._stopping.set)

@@ -28,8 +28,16 @@ class Cluster:
               timeout: float = 120) -> subprocess.CompletedProcess[str]:
         result = self.lab.exec(host, "pyswarm", *args, timeout=timeout)
         if check:
-            assert result.returncode == 0, f"pyswarm {' '.join(args)} on {host}: {result.stderr}{result.stdout}"
+            assert result.returncode == 0, (f"pyswarm {' '.join(args)} on {host}: {result.stderr}{result.stdout}"
+                                            f"\n--- its swarm daemon's log, last lines:\n{self.daemon_log(host)}")
         return result
+
+    def daemon_log(self, host: str, lines: int = 40) -> str:
+        path = self.lab.host(host).data_root / "swarm" / "daemon.log"
+        try:
+            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(none)"
 
     def api(self, host: str) -> ControlClient:
         return ControlClient(self.lab.host(host).url)
