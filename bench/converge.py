@@ -44,6 +44,20 @@ def swarm(lab: Lab, host: str, *args: str) -> str:
     return result.stdout
 
 
+def form_swarm(lab: Lab) -> ControlClient:
+    """busybox on every host, h1 the one manager, the others workers; a client of h1's control API."""
+    procs = [subprocess.Popen(lab.exec_argv(h.name, "pynode", "image", "bootstrap", "busybox")[0],
+                              env=lab.exec_argv(h.name, "true")[1], stdout=subprocess.DEVNULL) for h in lab.hosts]
+    for proc in procs:
+        proc.wait()
+    addr = lab.host("h1").address
+    swarm(lab, "h1", "init", "--advertise-addr", addr)
+    token = swarm(lab, "h1", "join-token", "worker", "-q").strip()
+    for host in lab.hosts[1:]:
+        swarm(lab, host.name, "join", "--token", token, f"{addr}:2377")
+    return ControlClient(lab.host("h1").url)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=5)
@@ -51,16 +65,7 @@ def main() -> None:
     args = parser.parse_args()
     with lab_spot() as spot:
         lab = spot.up(args.hosts)
-        procs = [subprocess.Popen(lab.exec_argv(h.name, "pynode", "image", "bootstrap", "busybox")[0],
-                                  env=lab.exec_argv(h.name, "true")[1], stdout=subprocess.DEVNULL) for h in lab.hosts]
-        for proc in procs:
-            proc.wait()
-        addr = lab.host("h1").address
-        swarm(lab, "h1", "init", "--advertise-addr", addr)
-        token = swarm(lab, "h1", "join-token", "worker", "-q").strip()
-        for host in lab.hosts[1:]:
-            swarm(lab, host.name, "join", "--token", token, f"{addr}:2377")
-        client = ControlClient(lab.host("h1").url)
+        client = form_swarm(lab)
         rows = []
         start = time.monotonic()
         swarm(lab, "h1", "service", "create", "--name", "bench", "--replicas", str(args.replicas),

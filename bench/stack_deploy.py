@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root, for tests/
 
-from bench.converge import swarm  # noqa: E402
+from bench.converge import form_swarm, swarm  # noqa: E402
 from orchestrator.client import ControlClient  # noqa: E402
 from orchestrator.lab import Lab  # noqa: E402
 from tests.support.lab import lab_spot  # noqa: E402
@@ -73,16 +72,7 @@ def main() -> None:
     ups, downs = [], []
     with lab_spot() as spot, tempfile.TemporaryDirectory() as tmp:
         lab = spot.up(args.hosts)
-        procs = [subprocess.Popen(lab.exec_argv(h.name, "pynode", "image", "bootstrap", "busybox")[0],
-                                  env=lab.exec_argv(h.name, "true")[1], stdout=subprocess.DEVNULL) for h in lab.hosts]
-        for proc in procs:
-            proc.wait()
-        addr = lab.host("h1").address
-        swarm(lab, "h1", "init", "--advertise-addr", addr)
-        token = swarm(lab, "h1", "join-token", "worker", "-q").strip()
-        for host in lab.hosts[1:]:
-            swarm(lab, host.name, "join", "--token", token, f"{addr}:2377")
-        client = ControlClient(lab.host("h1").url)
+        client = form_swarm(lab)
         path = Path(tmp) / "compose.yaml"
         path.write_text(compose_file(args.services))
         for run in range(args.runs):

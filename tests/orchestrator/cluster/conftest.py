@@ -86,21 +86,31 @@ def wait_for(check: Callable[[], Any], *, timeout: float = 30.0, every: float = 
     raise AssertionError(f"timed out after {timeout}s waiting for {what or check}: last {last!r}")
 
 
+def form_cluster(lab: Lab, *, managers: tuple[str, ...], workers: tuple[str, ...]) -> Cluster:
+    """busybox bootstrapped on every host at once, a swarm initialised on the first manager (1 s heartbeats),
+    the other managers and the workers joined; returns once they all are ready."""
+    procs = [subprocess.Popen(lab.exec_argv(h.name, "pynode", "image", "bootstrap", "busybox")[0],
+                              env=lab.exec_argv(h.name, "true")[1], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) for h in lab.hosts]
+    assert all(p.wait(120) == 0 for p in procs)
+    made = Cluster(lab)
+    first, *others = managers
+    addr = lab.host(first).address
+    made.swarm(first, "init", "--advertise-addr", addr, "--dispatcher-heartbeat", "1s")
+    manager_token = made.swarm(first, "join-token", "manager", "-q").stdout.strip()
+    made.worker_token = made.swarm(first, "join-token", "worker", "-q").stdout.strip()  # type: ignore[attr-defined]
+    for host in others:
+        made.swarm(host, "join", "--token", manager_token, f"{addr}:2377")
+    for host in workers:
+        made.swarm(host, "join", "--token", made.worker_token, f"{addr}:2377")  # type: ignore[attr-defined]
+    count = len(managers) + len(workers)
+    wait_for(lambda: len([n for n in made.api(first).get("/nodes") if n["Status"]["State"] == "ready"]) == count,
+             what=f"{count} ready nodes")
+    return made
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
+    """h1-h3 managers, h4 a worker; h5 stays outside the swarm."""
     with lab_spot() as spot:
-        lab = spot.up(5)
-        procs = [subprocess.Popen(lab.exec_argv(h.name, "pynode", "image", "bootstrap", "busybox")[0],
-                                  env=lab.exec_argv(h.name, "true")[1], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL) for h in lab.hosts]
-        assert all(p.wait(120) == 0 for p in procs)
-        made = Cluster(lab)
-        h1 = lab.host("h1").address
-        made.swarm("h1", "init", "--advertise-addr", h1, "--dispatcher-heartbeat", "1s")
-        manager_token = made.swarm("h1", "join-token", "manager", "-q").stdout.strip()
-        worker_token = made.swarm("h1", "join-token", "worker", "-q").stdout.strip()
-        for host in ("h2", "h3"):
-            made.swarm(host, "join", "--token", manager_token, f"{h1}:2377")
-        made.swarm("h4", "join", "--token", worker_token, f"{h1}:2377")
-        made.worker_token = worker_token  # type: ignore[attr-defined]
-        yield made
+        yield form_cluster(spot.up(5), managers=("h1", "h2", "h3"), workers=("h4",))

@@ -20,8 +20,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.lab import Lab
-from tests.orchestrator.cluster.conftest import Cluster, wait_for
+from tests.orchestrator.cluster.conftest import Cluster, form_cluster, wait_for
 from tests.support.lab import PYSWARM, lab_spot
 
 pytestmark = [pytest.mark.privileged, pytest.mark.lab]
@@ -34,22 +33,7 @@ HTTPD = "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     with lab_spot() as spot:
-        lab: Lab = spot.up(len(HOSTS))
-        procs = [subprocess.Popen(lab.exec_argv(h.name, "pynode", "image", "bootstrap", "busybox")[0],
-                                  env=lab.exec_argv(h.name, "true")[1], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL) for h in lab.hosts]
-        assert all(p.wait(120) == 0 for p in procs)
-        made = Cluster(lab)
-        h1 = lab.host("h1").address
-        made.swarm("h1", "init", "--advertise-addr", h1, "--dispatcher-heartbeat", "1s")
-        manager_token = made.swarm("h1", "join-token", "manager", "-q").stdout.strip()
-        worker_token = made.swarm("h1", "join-token", "worker", "-q").stdout.strip()
-        for host in ("h2", "h3"):
-            made.swarm(host, "join", "--token", manager_token, f"{h1}:2377")
-        made.swarm("h4", "join", "--token", worker_token, f"{h1}:2377")
-        wait_for(lambda: len([n for n in made.api("h1").get("/nodes") if n["Status"]["State"] == "ready"]) == 4,
-                 what="4 ready nodes")
-        yield made
+        yield form_cluster(spot.up(len(HOSTS)), managers=MANAGERS, workers=("h4",))
 
 
 # --- helpers -------------------------------------------------------------------------------------------

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.lab import Lab
-from tests.orchestrator.cluster.conftest import Cluster, wait_for
+from tests.orchestrator.cluster.conftest import Cluster, form_cluster, wait_for
 from tests.support.lab import lab_spot
 
 pytestmark = [pytest.mark.privileged, pytest.mark.lab]
@@ -27,23 +26,7 @@ HTTPD = "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     with lab_spot() as spot:
-        lab: Lab = spot.up(5)
-        procs = [subprocess.Popen(lab.exec_argv(h.name, "pynode", "image", "bootstrap", "busybox")[0],
-                                  env=lab.exec_argv(h.name, "true")[1], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL) for h in lab.hosts]
-        assert all(p.wait(120) == 0 for p in procs)
-        made = Cluster(lab)
-        h1 = lab.host("h1").address
-        made.swarm("h1", "init", "--advertise-addr", h1, "--dispatcher-heartbeat", "1s")
-        manager_token = made.swarm("h1", "join-token", "manager", "-q").stdout.strip()
-        worker_token = made.swarm("h1", "join-token", "worker", "-q").stdout.strip()
-        for host in ("h2", "h3"):
-            made.swarm(host, "join", "--token", manager_token, f"{h1}:2377")
-        for host in ("h4", "h5"):
-            made.swarm(host, "join", "--token", worker_token, f"{h1}:2377")
-        wait_for(lambda: len([n for n in made.api("h1").get("/nodes") if n["Status"]["State"] == "ready"]) == 5,
-                 what="5 ready nodes")
-        yield made
+        yield form_cluster(spot.up(5), managers=("h1", "h2", "h3"), workers=("h4", "h5"))
 
 
 def task_of(cluster: Cluster, service: str, node: str) -> tuple[str, str]:
