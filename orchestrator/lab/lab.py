@@ -200,6 +200,8 @@ class Lab:
     def down(self) -> None:
         """Remove everything the lab made; safe to run again, after a crash, or on a half-made lab."""
         hosts = self._all_hosts()
+        for host in hosts:  # first every swarm daemon: an agent would start its tasks again as they go
+            kill_daemon(SwarmPaths(data_root=host.data_root))
         for host in hosts:
             if proc.is_running(host.pid, host):
                 self.progress(host.name, "stopping")
@@ -221,7 +223,13 @@ class Lab:
 
     def _sweep(self, hosts: list[LabHost]) -> None:
         paths = [self.state.state_dir, *(h.exec_root for h in hosts), *(h.socket for h in hosts)]
-        survivors = proc.kill_all(netns_paths=[h.netns_path for h in hosts], paths=paths)
+        # containers whose engine was gone (killed) keep running in their own namespaces: find them by their
+        # sandboxes and their cgroups
+        sandboxes = [ns for h in hosts for ns in proc.sandboxes(h)]
+        containers = [cid for h in hosts for cid in proc.container_ids(h)]
+        survivors = proc.kill_all(netns_paths=[*(h.netns_path for h in hosts), *sandboxes], paths=paths,
+                                  container_ids=containers)
+        proc.remove_cgroups(containers)
         failed = proc.unmount_under([self.state.state_dir, *(h.exec_root for h in hosts)])
         for ns in {h.netns for h in hosts} | set(net.find_lab_netns(self.name)):
             net.remove_netns(ns)

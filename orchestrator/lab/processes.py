@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from node.client import EngineClient
+from node.runtime.cgroups import Cgroups, detect_layout
 from orchestrator.lab.errors import LabError
 from orchestrator.lab.hosts import is_mount_point, mount_points
 from orchestrator.lab.state import LabHost
@@ -128,19 +129,60 @@ def remove_containers(host: LabHost, *, timeout: float = 10.0) -> None:
             return
 
 
-def find_pids(*, netns_paths: Iterable[Path], paths: Iterable[Path]) -> list[int]:
-    """Processes in one of the network namespaces, or whose root, cwd or command line is under a path."""
+def sandboxes(host: LabHost) -> list[Path]:
+    """The network namespaces the host's engine made for its containers (bind-mounted under its exec root)."""
+    directory = host.exec_root / "netns"
+    try:
+        return sorted(p for p in directory.iterdir())
+    except OSError:
+        return []
+
+
+def container_ids(host: LabHost) -> list[str]:
+    """Every container the host's engine holds on disk (running or not)."""
+    try:
+        return sorted(p.name for p in (host.data_root / "containers").iterdir() if p.is_dir())
+    except OSError:
+        return []
+
+
+def remove_cgroups(ids: Iterable[str]) -> None:
+    """The containers' cgroups (`/pynode/<id>` in every hierarchy), left when their engine died."""
+    cgroups = Cgroups(detect_layout()[0])
+    for cid in ids:
+        cgroups.remove(f"/pynode/{cid}")
+
+
+def find_pids(*, netns_paths: Iterable[Path], paths: Iterable[Path], container_ids: Iterable[str] = ()) -> list[int]:
+    """Processes in one of the network namespaces, in one of the containers' cgroups, or whose root, cwd or
+    command line is under a path."""
     inodes = set()
     for ns_path in netns_paths:
         with contextlib.suppress(OSError):
             inodes.add(os.stat(ns_path).st_ino)
     prefixes = [str(p) for p in paths]
+    cgroups = {f"/pynode/{cid}" for cid in container_ids}
     spared = _ancestors()
     found = []
     for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) not in spared and _belongs(int(entry), inodes, prefixes):
+        if entry.isdigit() and int(entry) not in spared and (
+                _belongs(int(entry), inodes, prefixes) or _in_cgroups(int(entry), cgroups)):
             found.append(int(entry))
     return found
+
+
+def _in_cgroups(pid: int, cgroups: set[str]) -> bool:
+    if not cgroups:
+        return False
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return False
+    for line in lines:  # "4:memory:/pynode/<id>", "0::/pynode/<id>/..."
+        path = line.split(":", 2)[-1]
+        if "/".join(path.split("/")[:3]) in cgroups:
+            return True
+    return False
 
 
 def _ancestors() -> set[int]:
@@ -166,11 +208,14 @@ def _belongs(pid: int, inodes: set[int], prefixes: list[str]) -> bool:
     return any(p in cmdline or any(place.startswith(p) for place in places) for p in prefixes)
 
 
-def kill_all(*, netns_paths: list[Path], paths: list[Path], timeout: float = 10.0) -> list[int]:
+def kill_all(*, netns_paths: list[Path], paths: list[Path], container_ids: Iterable[str] = (),
+             timeout: float = 10.0) -> list[int]:
     """SIGKILL every process `find_pids` finds until none is left; returns the survivors (normally none)."""
     deadline = time.monotonic() + timeout
+    ids = list(container_ids)
     while True:
-        pids = [pid for pid in find_pids(netns_paths=netns_paths, paths=paths) if not _is_zombie(pid)]
+        pids = [pid for pid in find_pids(netns_paths=netns_paths, paths=paths, container_ids=ids)
+                if not _is_zombie(pid)]
         if not pids or time.monotonic() > deadline:
             return pids
         for pid in pids:

@@ -41,8 +41,12 @@ class LabSpot:
         return subprocess.run([PYSWARM, "lab", *args], env=env, capture_output=True, text=True, timeout=timeout,
                               check=False)
 
-    def leftovers(self) -> list[str]:
-        return find_leftovers(self.name, self.state_root / self.name)
+    def leftovers(self, container_ids: list[str] | None = None) -> list[str]:
+        return find_leftovers(self.name, self.state_root / self.name, container_ids=container_ids or [])
+
+    def container_ids(self) -> list[str]:
+        """Every container the lab's engines hold on disk (to check their processes and cgroups are gone)."""
+        return sorted(p.name for p in (self.state_root / self.name).glob("*/root/containers/*") if p.is_dir())
 
 
 def unique_subnet() -> str:
@@ -53,14 +57,18 @@ def unique_subnet() -> str:
     raise RuntimeError("no free 10.x.y.0/24 subnet found")
 
 
-def find_leftovers(name: str, lab_dir: Path) -> list[str]:
-    """Everything of lab `name` still on this machine: namespaces, links, processes, mounts, files."""
+def find_leftovers(name: str, lab_dir: Path, *, container_ids: list[str] | None = None) -> list[str]:
+    """Everything of lab `name` still on this machine: namespaces, links, processes, mounts, files, and the
+    cgroups (and their processes) of the containers its engines held."""
     found = [f"netns {ns}" for ns in _lines(["ip", "netns", "list"]) if ns.split()[0].startswith(f"{name}-")]
     found += [f"link {link}" for link in _lines(["ip", "-o", "link"]) if f": {name}-" in link]
     found += [f"mount {m}" for m in Path("/proc/mounts").read_text().splitlines() if str(lab_dir) in m]
     found += [f"file {p}" for p in Path("/run").glob(f"pynode-{name}-*")]
     if lab_dir.exists():
         found.append(f"state dir {lab_dir}")
+    for cid in container_ids or []:
+        found += [f"cgroup {d}" for d in Path("/sys/fs/cgroup").glob(f"*/pynode/{cid}")]
+        found += [f"cgroup {d}" for d in Path("/sys/fs/cgroup").glob(f"pynode/{cid}")]
     for pid_dir in Path("/proc").iterdir():
         if not pid_dir.name.isdigit():
             continue
@@ -86,7 +94,8 @@ def lab_spot() -> Iterator[LabSpot]:
     try:
         yield spot
     finally:
+        containers = spot.container_ids()
         Lab.remove(name=spot.name, state_dir=root)
-        leaked = spot.leftovers()
+        leaked = spot.leftovers(containers)
         shutil.rmtree(root, ignore_errors=True)
     assert not leaked, f"lab {spot.name} left: {leaked}"

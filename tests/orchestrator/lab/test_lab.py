@@ -124,6 +124,29 @@ def test_down_leaves_nothing_behind(lab3: Lab, lab_spot: LabSpot) -> None:
     assert "no lab" in lab_spot.cli("ls").stderr
 
 
+def test_down_removes_containers_whose_engine_was_killed(lab3: Lab, lab_spot: LabSpot) -> None:
+    """Containers outlive a killed engine (live restore): `down` still finds them, by their sandboxes and
+    cgroups, and leaves none of their processes or cgroups."""
+    assert lab3.exec("h2", "pynode", "image", "bootstrap", "busybox").returncode == 0
+    for network in ("bridge", "none"):
+        run = lab3.exec("h2", "pynode", "run", "-d", "--init", "--network", network, "busybox", "sleep", "600")
+        assert run.returncode == 0, run.stderr
+    containers = lab_spot.container_ids()
+    assert len(containers) == 2
+    pids = [int(p) for cid in containers for p in Path(f"/sys/fs/cgroup/pids/pynode/{cid}/cgroup.procs")
+            .read_text().split()] if Path("/sys/fs/cgroup/pids/pynode").is_dir() else []
+    lab3.kill("h2")
+    assert lab_spot.cli("down").returncode == 0
+    assert lab_spot.leftovers(containers) == []
+    def alive(pid: int) -> str:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return ""
+
+    assert not [alive(pid) for pid in pids if alive(pid) and alive(pid).rsplit(")", 1)[1].split()[0] != "Z"]
+
+
 def test_down_after_a_crash_without_state_file_sweeps_by_name(lab3: Lab, lab_spot: LabSpot) -> None:
     lab3.state.state_file.unlink()
     Lab.remove(name=lab_spot.name, state_dir=lab_spot.state_root)
