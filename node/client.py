@@ -26,6 +26,7 @@ from urllib.parse import quote, urlencode
 
 from node.config import resolve_host, socket_path_of
 from node.errors import Conflict, EngineFailure, InvalidArgument, NodeError, NotFound
+from node.network.options import LOCAL_OPT, MTU_OPT, NODE_IP_OPT, VNI_OPT
 from node.version import API_VERSION
 
 _STATUS_ERRORS: dict[int, type[NodeError]] = {400: InvalidArgument, 404: NotFound, 409: Conflict}
@@ -249,9 +250,8 @@ class EngineClient:
         labels: Mapping[str, str] | None = None,
     ) -> str:
         """Create an overlay exactly as the allocator decided; returns the network's ID."""
-        options = {"com.docker.network.driver.overlay.vxlanid_list": str(vni)}
-        for key, value in (("com.pynode.network.overlay.local_ip", local_ip),
-                           ("com.pynode.network.overlay.node_ip", node_ip), ("com.docker.network.driver.mtu", mtu)):
+        options = {VNI_OPT: str(vni)}
+        for key, value in ((LOCAL_OPT, local_ip), (NODE_IP_OPT, node_ip), (MTU_OPT, mtu)):
             if value is not None:
                 options[key] = str(value)
         config = {"Subnet": subnet} | ({"Gateway": gateway} if gateway else {})

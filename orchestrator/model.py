@@ -345,6 +345,10 @@ class NetworkSpec:
     ingress: bool = False
 
 
+MAX_SECRET_SIZE = 500 * 1024  # swarmkit's MaxSecretSize
+MAX_CONFIG_SIZE = 1000 * 1024  # swarmkit's MaxConfigSize
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SecretSpec:
     """A secret's or config's spec. `data` is the plain content in requests only: the store holds it

@@ -45,11 +45,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 from node.errors import Conflict, EngineFailure, InvalidArgument
 from node.network.ipam import parse_address
 from node.network.links import delete_link, index_of, iproute
+from node.network.options import LOCAL_OPT, MTU_OPT, NODE_IP_OPT, VNI_OPT
 
-VNI_OPT = "com.docker.network.driver.overlay.vxlanid_list"
-MTU_OPT = "com.docker.network.driver.mtu"
-LOCAL_OPT = "com.pynode.network.overlay.local_ip"
-NODE_IP_OPT = "com.pynode.network.overlay.node_ip"
 VXLAN_PORT = 4789
 VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
 BUM_MAC = "00:00:00:00:00:00"

@@ -50,6 +50,7 @@ from node.network.netns import (
     set_interface_sysctl,
     write_sysctl,
 )
+from node.network.options import MTU_OPT, NODE_IP_OPT
 from node.network.overlay import Peer
 from node.network.vip import ServiceEntry
 
@@ -415,8 +416,8 @@ class NetworkService:
         if network.driver == "overlay":  # remote tasks, this node's own address and the VIPs are taken too
             taken += [IPv4Address(p.ip) for p in self._peers.get(network.id, ())]
             taken += [IPv4Address(e.vip) for e in self._services.get(network.id, {}).values() if e.vip]
-            if network.options.get(overlay.NODE_IP_OPT):
-                taken.append(IPv4Address(network.options[overlay.NODE_IP_OPT]))
+            if network.options.get(NODE_IP_OPT):
+                taken.append(IPv4Address(network.options[NODE_IP_OPT]))
         address = allocate_address(network.ipam, taken, ipv4_address)
         used = {ep.ifname for ep in record.endpoints}
         ifname = next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
@@ -431,7 +432,7 @@ class NetworkService:
                 assert network.iface is not None and endpoint.host_ifname is not None
                 links.add_veth(bridge=network.iface, host_ifname=endpoint.host_ifname, netns=sandbox, ifname=ifname)
                 if network.driver == "overlay":
-                    mtu = int(network.options[overlay.MTU_OPT])
+                    mtu = int(network.options[MTU_OPT])
                     overlay.set_mtu(endpoint.host_ifname, mtu)
                     overlay.set_mtu(ifname, mtu, sandbox)
             else:
@@ -588,8 +589,8 @@ class NetworkService:
         """Addresses in use on an overlay -> who holds them (for one-line refusals)."""
         held = {ep.address: f"container {r.name or r.container_id[:12]} on this node"
                 for r in self._containers_on(network.id) if (ep := r.endpoint_on(network.id)) and ep.address}
-        if network.options.get(overlay.NODE_IP_OPT):
-            held[network.options[overlay.NODE_IP_OPT]] = "this node"
+        if network.options.get(NODE_IP_OPT):
+            held[network.options[NODE_IP_OPT]] = "this node"
         held |= {e.vip: f"service {e.name}'s VIP" for e in self._services.get(network.id, {}).values()
                  if e.vip and e.name != skip_service}
         if peers:
@@ -604,7 +605,7 @@ class NetworkService:
         overlay.sync_peers(overlay.vxlan_name(network.id), peers)
         self._peers[network.id] = peers
         self._save_overlay(network.id)
-        if network.options.get(overlay.NODE_IP_OPT):
+        if network.options.get(NODE_IP_OPT):
             self._sync_rules()
         return [p.to_docker() for p in peers]
 
@@ -616,9 +617,9 @@ class NetworkService:
             network = self._overlay(network_ref)
             assert network.ipam is not None
             entry = vip.parse_service(name, body, network.ipam.subnet)
-            if entry.ports and not network.options.get(overlay.NODE_IP_OPT):
+            if entry.ports and not network.options.get(NODE_IP_OPT):
                 raise InvalidArgument(f"service {entry.name}: publishing ports in ingress mode needs this node's own "
-                                      f"address on network {network.name} (option {overlay.NODE_IP_OPT}), so that "
+                                      f"address on network {network.name} (option {NODE_IP_OPT}), so that "
                                       "replies from tasks on other nodes come back through this node")
             services = self._services.setdefault(network.id, {})
             held = self._overlay_holders(network, skip_service=entry.name)
@@ -877,7 +878,7 @@ class NetworkService:
         except Exception:
             overlay.delete_overlay(bridge=bridge, vxlan=vxlan)
             raise
-        return replace(network, options={**network.options, overlay.MTU_OPT: str(mtu)})
+        return replace(network, options={**network.options, MTU_OPT: str(mtu)})
 
     def _drop_network(self, network: Network) -> None:
         if network.driver == "bridge" and network.iface:
@@ -908,10 +909,10 @@ class NetworkService:
                                    backends=entry.backends, service=entry.name)
                    for network_id in sorted(self._services) for entry in self._services[network_id].values()
                    for p in entry.ports]
-        overlays = [nft.OverlaySnat(iface=n.iface, node_ip=n.options[overlay.NODE_IP_OPT],
+        overlays = [nft.OverlaySnat(iface=n.iface, node_ip=n.options[NODE_IP_OPT],
                                     remote=tuple(p.ip for p in self._peers.get(n.id, ())))
                     for n in self.list_networks()
-                    if n.driver == "overlay" and n.iface and n.options.get(overlay.NODE_IP_OPT)]
+                    if n.driver == "overlay" and n.iface and n.options.get(NODE_IP_OPT)]
         script = nft.render_table(self.table, bridges, rules, ingress, overlays)
         if script == self._applied_rules:
             return  # most connects and releases change no rule: spare the nft run (the daemon's start always runs it)

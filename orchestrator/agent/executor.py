@@ -249,14 +249,12 @@ class Executor:
                                        health=health_of(str(item.get("Status", ""))))
         return found
 
-    def reconcile(self, work: Work | Sequence[Assignment]) -> list[dict[str, Any]]:
+    def reconcile(self, work: Work) -> list[dict[str, Any]]:
         """Bring the engine in line with the assignments; return status reports to send.
 
         Networks, peers and service records go first (a task leaving a VIP's backends leaves its map before
         its container stops); starts and removals then run `parallel` at a time (each waits on the engine:
         mounts, the runtime); networks no task uses any more go last."""
-        if not isinstance(work, Work):
-            work = Work(assignments=tuple(work))
         with EngineClient(self.engine_url, timeout=60) as client:
             self.networks.sync(client, work.networks)
             containers = self.containers(client)

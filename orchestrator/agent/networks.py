@@ -15,13 +15,10 @@ from typing import Any
 
 from node.client import EngineClient
 from node.errors import Conflict, NodeError, NotFound
+from node.network.options import LOCAL_OPT, MTU_OPT, NODE_IP_OPT, VNI_OPT
 
 log = logging.getLogger(__name__)
 LABEL_NETWORK_ID = "com.docker.swarm.network.id"
-VNI_OPT = "com.docker.network.driver.overlay.vxlanid_list"
-MTU_OPT = "com.docker.network.driver.mtu"
-LOCAL_OPT = "com.pynode.network.overlay.local_ip"
-NODE_IP_OPT = "com.pynode.network.overlay.node_ip"
 _RECORD_KEYS = ("VIP", "EndpointMode", "Backends", "Aliases")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from ipaddress import IPv4Address, IPv4Network
 
+from node.network.options import MTU_OPT, VNI_OPT
 from orchestrator.allocator.ipam import (
     DEFAULT_POOLS,
     DEFAULT_SUBNET_SIZE,
@@ -18,8 +19,6 @@ from orchestrator.allocator.ipam import (
 )
 from orchestrator.model import Network, NetworkSpec
 
-VNI_OPTION = "com.docker.network.driver.overlay.vxlanid_list"
-MTU_OPTION = "com.docker.network.driver.mtu"
 DRIVERS = ("overlay",)
 
 
@@ -52,7 +51,7 @@ def plan_network(spec: NetworkSpec, *, network_id: str, existing: Sequence[Netwo
         chosen = pick_vni(used)
     elif chosen in used:
         raise AllocationError(f"{where}: VNI {chosen} is used by another network")
-    options = {k: v for k, v in spec.options.items() if k != VNI_OPTION}
+    options = {k: v for k, v in spec.options.items() if k != VNI_OPT}
     stored = NetworkSpec(name=spec.name, driver=spec.driver, labels=dict(spec.labels), options=options,
                          subnets=(str(subnet),), attachable=spec.attachable, internal=spec.internal,
                          ingress=spec.ingress)
@@ -61,18 +60,18 @@ def plan_network(spec: NetworkSpec, *, network_id: str, existing: Sequence[Netwo
 
 
 def _requested_vni(spec: NetworkSpec, where: str) -> int | None:
-    raw = spec.options.get(VNI_OPTION, "").strip()
+    raw = spec.options.get(VNI_OPT, "").strip()
     if not raw:
         return None
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_VNI:
-        raise AllocationError(f"{where}: {VNI_OPTION}={raw}: a VNI is one integer from 1 to {MAX_VNI}")
+        raise AllocationError(f"{where}: {VNI_OPT}={raw}: a VNI is one integer from 1 to {MAX_VNI}")
     return int(raw)
 
 
 def _check_mtu(spec: NetworkSpec, where: str) -> None:
-    raw = spec.options.get(MTU_OPTION)
+    raw = spec.options.get(MTU_OPT)
     if raw is not None and (not raw.isdigit() or not 68 <= int(raw) <= 65535):
-        raise AllocationError(f"{where}: {MTU_OPTION}={raw}: an MTU is an integer from 68 to 65535")
+        raise AllocationError(f"{where}: {MTU_OPT}={raw}: an MTU is an integer from 68 to 65535")
 
 
 def underlay_addresses(addrs: Iterable[str]) -> list[IPv4Address]:

@@ -270,7 +270,11 @@ def create(ctx: click.Context, /, name: str, replicas: int | None, mode: str, en
 @click.pass_context
 def list_services(ctx: click.Context, quiet: bool) -> None:
     """List services."""
-    services = client(ctx).get("/services")
+    print_services(client(ctx).get("/services"), quiet=quiet)
+
+
+def print_services(services: list[dict[str, Any]], *, quiet: bool) -> None:
+    """`service ls` and `stack services`: Docker's columns; ports as allocated (as asked before that)."""
     if quiet:
         for item in services:
             click.echo(item["ID"])
@@ -287,6 +291,16 @@ def list_services(ctx: click.Context, quiet: bool) -> None:
     table(rows)
 
 
+def desired_state_params(filters: tuple[str, ...]) -> dict[str, str]:
+    """`--filter desired-state=running|shutdown|accepted` as the /tasks query."""
+    params = {}
+    for key, value in key_values(filters, "filter").items():
+        if key != "desired-state":
+            raise click.BadParameter(f"unsupported filter {key!r} (desired-state=running|shutdown|accepted)")
+        params["desired_state"] = value
+    return params
+
+
 @service.command()
 @click.argument("ref")
 @click.option("-q", "--quiet", is_flag=True, help="Only display task IDs.")
@@ -295,11 +309,7 @@ def list_services(ctx: click.Context, quiet: bool) -> None:
 @click.pass_context
 def ps(ctx: click.Context, ref: str, quiet: bool, no_trunc: bool, filters: tuple[str, ...]) -> None:
     """List the tasks of a service."""
-    params = {"service": ref}
-    for key, value in key_values(filters, "filter").items():
-        if key != "desired-state":
-            raise click.BadParameter(f"unsupported filter {key!r} (desired-state=running|shutdown|accepted)")
-        params["desired_state"] = value
+    params = {"service": ref, **desired_state_params(filters)}
     control = client(ctx)
     print_tasks(control, control.get("/tasks", params=params), no_trunc=no_trunc, quiet=quiet)
 

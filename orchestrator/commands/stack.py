@@ -21,8 +21,8 @@ from compose.model import Project, ServiceConfig
 from node.client import EngineClient
 from node.errors import NodeError
 from orchestrator.client import ControlClient, ControlError
-from orchestrator.commands.common import client, key_values, table
-from orchestrator.commands.service import print_tasks
+from orchestrator.commands.common import client, table
+from orchestrator.commands.service import desired_state_params, print_services, print_tasks
 from orchestrator.model import to_dict
 from orchestrator.stacks.mapping import load_stack, map_project, read_contents
 from orchestrator.stacks.model import NAMESPACE_LABEL
@@ -143,11 +143,7 @@ def _stack_services(control: ControlClient, name: str) -> list[dict[str, Any]]:
 def ps(ctx: click.Context, name: str, quiet: bool, no_trunc: bool, filters: tuple[str, ...]) -> None:
     """List the tasks in the stack."""
     control = client(ctx)
-    params: dict[str, str] = {}
-    for key, value in key_values(filters, "filter").items():
-        if key != "desired-state":
-            raise click.BadParameter(f"unsupported filter {key!r} (desired-state=running|shutdown|accepted)")
-        params["desired_state"] = value
+    params = desired_state_params(filters)
     tasks = []
     for service in sorted(_stack_services(control, name), key=lambda s: s["Spec"]["Name"]):
         tasks += control.get("/tasks", params={**params, "service": service["ID"]})
@@ -163,21 +159,7 @@ def ps(ctx: click.Context, name: str, quiet: bool, no_trunc: bool, filters: tupl
 @click.pass_context
 def services(ctx: click.Context, name: str, quiet: bool) -> None:
     """List the services in the stack."""
-    control = client(ctx)
-    found = sorted(_stack_services(control, name), key=lambda s: s["Spec"]["Name"])
-    if quiet:
-        for item in found:
-            click.echo(item["ID"])
-        return
-    rows = [["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"]]
-    for item in found:
-        status = item["ServiceStatus"]
-        mode = "global" if "Global" in item["Spec"]["Mode"] else "replicated"
-        ports = ", ".join(f"*:{p['PublishedPort']}->{p['TargetPort']}/{p['Protocol']}"
-                          for p in item.get("Endpoint", {}).get("Ports") or [])
-        rows.append([item["ID"][:12], item["Spec"]["Name"], mode, f"{status['RunningTasks']}/{status['DesiredTasks']}",
-                     item["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"], ports])
-    table(rows)
+    print_services(sorted(_stack_services(client(ctx), name), key=lambda s: s["Spec"]["Name"]), quiet=quiet)
 
 
 @stack.command(name="rm")

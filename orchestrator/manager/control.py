@@ -10,12 +10,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from orchestrator.allocator import AllocationError, ingress_of
+from orchestrator.allocator import AllocationError, ingress_of, publishes_ingress
 from orchestrator.allocator.networks import plan_network, underlay_addresses
 from orchestrator.manager.dockershape import from_docker
 from orchestrator.manager.errors import BadRequest, Conflict, NotFound
 from orchestrator.manager.manager import Manager, raft_addr_of
 from orchestrator.model import (
+    MAX_CONFIG_SIZE,
+    MAX_SECRET_SIZE,
     Cluster,
     Config,
     FileReference,
@@ -45,8 +47,6 @@ from orchestrator.security.sealing import content_digest
 from orchestrator.store import ObjectExists, Op, VersionConflict
 
 T = TypeVar("T", Node, Service, Network, Secret, Config)
-MAX_SECRET_SIZE = 500 * 1024  # swarmkit's limits: secrets 500 KB, configs 1000 KB
-MAX_CONFIG_SIZE = 1000 * 1024
 
 
 def cluster_of(manager: Manager) -> Cluster:
@@ -89,9 +89,8 @@ def find_network(manager: Manager, ref: str) -> Network:
 
 
 def find_secret(manager: Manager, ref: str, kind: type[Secret] | type[Config] = Secret) -> Secret | Config:
-    what = "secret" if kind is Secret else "config"
     items: list[Any] = list(manager.store.list(kind))
-    found: Secret | Config = _find(items, ref, lambda s: [s.spec.name], what)
+    found: Secret | Config = _find(items, ref, lambda s: [s.spec.name], _kind_word(kind))
     return found
 
 
@@ -232,7 +231,7 @@ def services_using_network(manager: Manager, network: Network) -> list[str]:
     users = []
     for service in manager.store.list(Service):
         if any(a.target == network.id for a in service.spec.task.networks) or (
-                network.spec.ingress and _publishes_ingress(service.spec)):
+                network.spec.ingress and publishes_ingress(service.spec.endpoint.ports)):
             users.append(service.spec.name)
     return sorted(users)
 
@@ -244,10 +243,6 @@ def remove_network(manager: Manager, ref: str) -> None:
         raise Conflict(f"network {network.spec.name} is in use by service{'s' if len(users) > 1 else ''} "
                        f"{', '.join(users)}")
     manager.store.delete(Network, network.id)
-
-
-def _publishes_ingress(spec: ServiceSpec) -> bool:
-    return any(p.publish_mode is PublishMode.INGRESS for p in spec.endpoint.ports)
 
 
 # --- secrets and configs --------------------------------------------------------------------------------

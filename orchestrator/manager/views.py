@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
+from node.network.options import VNI_OPT
 from orchestrator.manager.dockershape import to_docker
 from orchestrator.model import (
     Cluster,
@@ -112,7 +113,7 @@ def _endpoint_view(service: Service) -> dict[str, Any]:
 def network_view(network: Network) -> dict[str, Any]:
     """Docker's network inspect shape, scope swarm."""
     options = dict(network.spec.options)
-    options["com.docker.network.driver.overlay.vxlanid_list"] = str(network.vni)
+    options[VNI_OPT] = str(network.vni)
     return {
         "Name": network.spec.name, "Id": network.id, "Created": timestamp(network.created_at), "Scope": "swarm",
         "Driver": network.spec.driver, "EnableIPv6": False,

@@ -47,6 +47,8 @@ from compose.loader.durations import parse_duration
 from compose.model import Project, Resource, ServiceConfig, VolumeMount
 from orchestrator.errors import OrchestratorError
 from orchestrator.model import (
+    MAX_CONFIG_SIZE,
+    MAX_SECRET_SIZE,
     ContainerSpec,
     DependencyCondition,
     EndpointMode,
@@ -82,8 +84,6 @@ from orchestrator.stacks.model import IMAGE_LABEL, NAMESPACE_LABEL, StackDeploym
 
 T = TypeVar("T")
 
-MAX_SECRET_SIZE = 500 * 1024  # swarmkit's MaxSecretSize
-MAX_CONFIG_SIZE = 1000 * 1024  # swarmkit's MaxConfigSize
 SECRETS_DIR = "/run/secrets"
 
 # Every service key the mapping reads (or that the loader or the caller has dealt with); anything else,

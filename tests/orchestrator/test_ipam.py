@@ -6,6 +6,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
+from node.network.options import MTU_OPT, VNI_OPT
 from orchestrator.allocator.ipam import (
     FIRST_VNI,
     AllocationError,
@@ -16,7 +17,7 @@ from orchestrator.allocator.ipam import (
     pick_subnet,
     pick_vni,
 )
-from orchestrator.allocator.networks import MTU_OPTION, VNI_OPTION, plan_network, underlay_addresses
+from orchestrator.allocator.networks import plan_network, underlay_addresses
 from orchestrator.model import Network, NetworkSpec
 
 A = IPv4Address
@@ -223,35 +224,35 @@ def test_plan_network_chooses_the_first_free_vni_from_4097() -> None:
 
 
 def test_plan_network_takes_a_requested_vni_and_drops_the_option() -> None:
-    spec = NetworkSpec(name="web", options={VNI_OPTION: " 5000 ", MTU_OPTION: "1400"})
+    spec = NetworkSpec(name="web", options={VNI_OPT: " 5000 ", MTU_OPT: "1400"})
     net = plan(spec)
     assert net.vni == 5000
-    assert dict(net.spec.options) == {MTU_OPTION: "1400"}
+    assert dict(net.spec.options) == {MTU_OPT: "1400"}
 
 
 def test_plan_network_refuses_a_requested_vni_that_is_taken() -> None:
     existing = [INGRESS, stored("a", "a", "10.0.1.0/24", 5000)]
     with pytest.raises(AllocationError, match="network web: VNI 5000 is used by another network"):
-        plan(NetworkSpec(name="web", options={VNI_OPTION: "5000"}), existing)
+        plan(NetworkSpec(name="web", options={VNI_OPT: "5000"}), existing)
     with pytest.raises(AllocationError, match="VNI 4096 is used"):
         plan(NetworkSpec(name="web"), vni=4096)
 
 
 @pytest.mark.parametrize("raw", ["abc", "0", "16777216", "5000,5001", "-3"])
 def test_plan_network_refuses_a_bad_vni_option(raw: str) -> None:
-    with pytest.raises(AllocationError, match=f"network web: {VNI_OPTION}={raw}: a VNI is one integer"):
-        plan(NetworkSpec(name="web", options={VNI_OPTION: raw}))
+    with pytest.raises(AllocationError, match=f"network web: {VNI_OPT}={raw}: a VNI is one integer"):
+        plan(NetworkSpec(name="web", options={VNI_OPT: raw}))
 
 
 @pytest.mark.parametrize("raw", ["67", "65536", "1500b", ""])
 def test_plan_network_refuses_a_bad_mtu(raw: str) -> None:
-    with pytest.raises(AllocationError, match=f"network web: {MTU_OPTION}={raw}: an MTU is an integer from 68"):
-        plan(NetworkSpec(name="web", options={MTU_OPTION: raw}))
+    with pytest.raises(AllocationError, match=f"network web: {MTU_OPT}={raw}: an MTU is an integer from 68"):
+        plan(NetworkSpec(name="web", options={MTU_OPT: raw}))
 
 
 @pytest.mark.parametrize("raw", ["68", "1450", "65535"])
 def test_plan_network_accepts_an_mtu_in_range(raw: str) -> None:
-    assert plan(NetworkSpec(name="web", options={MTU_OPTION: raw})).spec.options[MTU_OPTION] == raw
+    assert plan(NetworkSpec(name="web", options={MTU_OPT: raw})).spec.options[MTU_OPT] == raw
 
 
 def test_plan_network_stores_the_spec_with_its_subnet_and_times() -> None:
