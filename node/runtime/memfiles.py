@@ -11,34 +11,28 @@ rootfs, as for every bind; a read-only rootfs is made read-only after the mounts
 reaches a disk: config.v2.json and inspect keep Target/UID/GID/Mode only, config.json names the
 tmpfs paths, the writable layer holds the empty mountpoints.
 
-The driver owns its mounts: `mounts()` lists those under its root, `remove()` unmounts one and removes
-its directory (idempotent). The tmpfs lives in the host's mount namespace, so it outlives a daemon
-restart (even SIGKILL): a container that kept running under conmon keeps its files, a restart binds
-them again, and a later `rm` still removes them. After a host reboot it is gone; starting such a
-container then fails and says so.
+The driver owns its mounts: `remove()` unmounts one and removes its directory (idempotent). The tmpfs
+lives in the host's mount namespace, so it outlives a daemon restart (even SIGKILL): a container that kept
+running under conmon keeps its files, a restart binds them again, and a later `rm` still removes them.
+After a host reboot it is gone; starting such a container then fails and says so.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import errno
 import os
-import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from node.errors import EngineFailure
+from node.runtime import mounts as mnt
 from node.runtime.spec import MountRequest
 
 FILES_DIR = "files"  # under a container's directory
 MAX_FILE_BYTES = 1 << 20  # the cluster caps secrets and configs at 500 KB
 MAX_TOTAL_BYTES = 16 << 20
 _PAGE = os.sysconf("SC_PAGE_SIZE")
-_MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 0x2, 0x4, 0x8
-_MNT_DETACH = 0x2
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,7 +72,8 @@ class MemoryFiles:
         except FileExistsError:
             raise EngineFailure(f"{directory} already exists") from None
         try:
-            _mount_tmpfs(directory, tmpfs_options(files))
+            mnt.mount("tmpfs", directory, options=tmpfs_options(files),
+                         flags=mnt.MS_NOSUID | mnt.MS_NODEV | mnt.MS_NOEXEC)
             for index, f in enumerate(files):
                 _write(directory / str(index), f)
         except BaseException:
@@ -90,18 +85,14 @@ class MemoryFiles:
         for _ in range(8):  # a stacked mount would be an error elsewhere; take them all off
             if not self.is_mounted(directory):
                 break
-            _umount(directory)
+            mnt.umount(directory, lazy_if_busy=True)
         else:
             raise EngineFailure(f"umount {directory}: still mounted")
         if directory.exists():
             shutil.rmtree(directory)  # only the empty mountpoint (the content went with the tmpfs)
 
     def is_mounted(self, directory: Path) -> bool:
-        return os.path.realpath(directory) in _mount_points()
-
-    def mounts(self) -> list[Path]:
-        prefix = os.path.realpath(self.root) + "/"
-        return [Path(p) for p in _mount_points() if p.startswith(prefix) and Path(p).name == FILES_DIR]
+        return os.path.realpath(directory) in mnt.mount_points()
 
 
 def _write(path: Path, f: MemoryFile) -> None:
@@ -116,36 +107,3 @@ def _write(path: Path, f: MemoryFile) -> None:
         raise EngineFailure(f"writing {f.target} into {path.parent}: {exc.strerror}") from None
     finally:
         os.close(fd)
-
-
-# --- the kernel -------------------------------------------------------------------------------------
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-
-def _mount_tmpfs(target: Path, options: str) -> None:
-    flags = _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
-    if _libc.mount(b"tmpfs", os.fsencode(target), b"tmpfs", flags, options.encode()) != 0:
-        err = ctypes.get_errno()
-        raise EngineFailure(f"mount tmpfs at {target}: {os.strerror(err)}")
-
-
-def _umount(target: Path) -> None:
-    """Plain umount; lazy when busy (a process of the host has a file open there)."""
-    for flags in (0, _MNT_DETACH):
-        if _libc.umount2(os.fsencode(target), flags) == 0:
-            return
-        err = ctypes.get_errno()
-        if err in (errno.EINVAL, errno.ENOENT):  # not (or no longer) a mount point
-            return
-        if err != errno.EBUSY:
-            break
-    raise EngineFailure(f"umount {target}: {os.strerror(err)}")
-
-
-def _mount_points() -> set[str]:
-    with open("/proc/self/mountinfo") as fh:
-        return {_unescape(line.split()[4]) for line in fh}
-
-
-def _unescape(text: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)

@@ -9,8 +9,6 @@ caller's id. The driver owns its mounts: `mounts()` lists them, `unmount()` remo
 from __future__ import annotations
 
 import base64
-import ctypes
-import ctypes.util
 import hashlib
 import os
 import re
@@ -23,6 +21,7 @@ from pathlib import Path
 
 from node.errors import EngineFailure, InvalidArgument, NotFound
 from node.images.model import Image, hex_of
+from node.runtime import mounts as mnt
 
 _LAYER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -142,7 +141,7 @@ class Overlay2Driver:
             options = f"lowerdir={':'.join(lowers)},upperdir={layer_id}/diff,workdir={layer_id}/work"
             cwd = self.root
         if cwd is None:
-            _mount_overlay(options, merged)
+            mnt.mount("overlay", merged, options=options)
         else:  # relative lower paths: mount(8) in its own cwd (the daemon's threads share ours)
             self._run(["mount", "-t", "overlay", "overlay", "-o", options, str(merged)], cwd=cwd)
         return merged
@@ -150,7 +149,7 @@ class Overlay2Driver:
     def unmount(self, layer_id: str) -> None:
         merged = self.layer_dir(layer_id) / "merged"
         if self.is_mounted(merged):
-            _umount(merged)
+            mnt.umount(merged)
 
     def remove_rw_layer(self, layer_id: str) -> None:
         """Unmount, then remove the layer's directory and its `l/` link; idempotent."""
@@ -170,10 +169,10 @@ class Overlay2Driver:
 
     def mounts(self) -> list[Path]:
         prefix = str(self.root) + "/"
-        return [Path(p) for p in _mount_points() if p.startswith(prefix)]
+        return [Path(p) for p in mnt.mount_points() if p.startswith(prefix)]
 
     def is_mounted(self, path: Path) -> bool:
-        return str(path) in _mount_points()
+        return str(path) in mnt.mount_points()
 
     # --- helpers ----------------------------------------------------------------------------------
     def _lower_of(self, parents: Sequence[str]) -> str:
@@ -215,35 +214,10 @@ def backing_filesystem(path: Path) -> str:
     with open("/proc/self/mountinfo") as fh:
         for line in fh:
             parts = line.split()
-            point = _unescape(parts[4])
+            point = mnt.unescape(parts[4])
             if (target == point or target.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
                 best, fstype = point, parts[parts.index("-") + 1]
     return {"ext4": "extfs", "ext3": "extfs", "ext2": "extfs"}.get(fstype, fstype)
-
-
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-
-def _mount_overlay(options: str, target: Path) -> None:
-    """mount(2) directly: a mount(8) process per container start costs several milliseconds."""
-    if _libc.mount(b"overlay", os.fsencode(target), b"overlay", 0, options.encode()) != 0:
-        err = ctypes.get_errno()
-        raise EngineFailure(f"mount overlay at {target}: {os.strerror(err)}")
-
-
-def _umount(target: Path) -> None:
-    if _libc.umount2(os.fsencode(target), 0) != 0:
-        err = ctypes.get_errno()
-        raise EngineFailure(f"umount {target}: {os.strerror(err)}")
-
-
-def _mount_points() -> set[str]:
-    with open("/proc/self/mountinfo") as fh:
-        return {_unescape(line.split()[4]) for line in fh}
-
-
-def _unescape(text: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), text)
 
 
 def _check_id(layer_id: str) -> None:
