@@ -1,33 +1,23 @@
 """`pyswarm stack deploy|ls|ps|services|rm`: a compose file on the cluster.
 
-`deploy` runs on a manager: it loads the files with compose's loader, builds the services that have
-`build:` on this manager's engine (independent ones at the same time), pins every image the manager has to
-its digest (nodes that lack it fetch it from a manager), maps the project (orchestrator/stacks/mapping.py)
-and sends the deployment to the control API, which applies it in one transaction.
+`deploy` runs on a manager: it loads the files with compose's loader, builds and pins the images
+(orchestrator/stacks/images.py), maps the project (orchestrator/stacks/mapping.py) and sends the deployment
+to the control API, which applies it in one transaction.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 from typing import Any
 
 import click
 
-from compose.build import build_images, build_service
-from compose.container_spec import image_name
-from compose.model import Project, ServiceConfig
-from node.client import EngineClient
-from node.errors import NodeError
 from orchestrator.client import ControlClient, ControlError
 from orchestrator.commands.common import client, table
 from orchestrator.commands.service import desired_state_params, print_services, print_tasks
 from orchestrator.model import to_dict
-from orchestrator.stacks.mapping import load_stack, map_project, read_contents
 from orchestrator.stacks.model import NAMESPACE_LABEL
-
-BUILD_PARALLEL = 4
 
 
 @click.group()
@@ -47,6 +37,10 @@ def stack() -> None:
 def deploy(ctx: click.Context, files: tuple[str, ...], env_files: tuple[str, ...], profiles: tuple[str, ...],
            prune: bool, quiet: bool, name: str) -> None:
     """Deploy a new stack or update an existing one."""
+    # loaded here, not at start-up: compose's loader and builder cost every pyswarm command ~100 ms
+    from orchestrator.stacks.images import build_and_pin
+    from orchestrator.stacks.mapping import load_stack, map_project, read_contents
+
     control = client(ctx)
     control.get("/swarm")  # a worker is refused here, before anything is built
     environ = dict(os.environ)
@@ -54,7 +48,12 @@ def deploy(ctx: click.Context, files: tuple[str, ...], env_files: tuple[str, ...
         profiles = tuple(p for p in environ["COMPOSE_PROFILES"].split(",") if p)
     project = load_stack(stack=name, files=[Path(f) for f in files], env_files=[Path(f) for f in env_files],
                          profiles=profiles, environ=environ)
-    images = _build_and_pin(control, project, quiet=quiet)
+    def echo(service: str, line: str) -> None:
+        if not quiet:
+            for part in line.rstrip("\n").splitlines():
+                click.echo(f"{service}  | {part}")
+
+    images = build_and_pin(control.engine_url, project, on_line=echo)
     deployment = map_project(project, images=images, contents=read_contents(project, environ))
     for warning in deployment.warnings:
         click.echo(f"Ignoring: {warning}", err=True)
@@ -63,59 +62,6 @@ def deploy(ctx: click.Context, files: tuple[str, ...], env_files: tuple[str, ...
         click.echo(action)
     if not result["Actions"]:
         click.echo(f"Stack {name} is up to date")
-
-
-def _build_and_pin(control: ControlClient, project: Project, *, quiet: bool) -> dict[str, str]:
-    """Build the services with `build:` here (the manager), then each image this engine has, pinned."""
-    built: dict[str, str] = {}
-    with EngineClient(control.engine_url, timeout=None) as engine:
-        services = [s for s in project.services.values() if s.build is not None]
-        if services:
-            built = asyncio.run(_build_all(control.engine_url, project, services, quiet=quiet))
-        images = {}
-        for service in project.services.values():
-            ref = built.get(service.name) or service.image
-            if ref:
-                images[service.name] = pin(engine, ref)
-    return images
-
-
-async def _build_all(engine_url: str, project: Project, services: list[ServiceConfig], *, quiet: bool
-                     ) -> dict[str, str]:
-    limit = asyncio.Semaphore(BUILD_PARALLEL)
-    tags: dict[str, str] = {}
-
-    def build_one(service: ServiceConfig) -> str:
-        def echo(line: str) -> None:
-            if not quiet:
-                for part in line.rstrip("\n").splitlines():
-                    click.echo(f"{service.name}  | {part}")
-        with EngineClient(engine_url, timeout=None) as engine:
-            return build_service(engine, project, service, on_line=echo)
-
-    async def build(service: ServiceConfig) -> None:
-        async with limit:
-            tags[service.name] = await asyncio.to_thread(build_one, service)
-
-    await build_images(project, services, build)
-    for service in services:  # services naming one image built it once: it is theirs too
-        tags.setdefault(service.name, image_name(project, service))
-    return tags
-
-
-def pin(engine: EngineClient, ref: str) -> str:
-    """`name:tag@sha256:<manifest digest>` when this engine has the image (so every node runs the same one
-    and a rebuilt image changes the service); the reference as written otherwise."""
-    if "@" in ref:
-        return ref
-    try:
-        from orchestrator.agent.images import pinned_reference
-    except ImportError:  # image distribution not installed: nodes must have the image themselves
-        return ref
-    try:
-        return pinned_reference(engine, ref)
-    except NodeError:
-        return ref
 
 
 @stack.command(name="ls")

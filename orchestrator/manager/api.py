@@ -35,6 +35,7 @@ from orchestrator.manager.views import (
 )
 from orchestrator.model import (
     Config,
+    ModelError,
     Network,
     NetworkSpec,
     Node,
@@ -43,10 +44,14 @@ from orchestrator.model import (
     Secret,
     SecretSpec,
     Service,
+    Stack,
     Task,
     TaskState,
+    from_dict,
 )
 from orchestrator.security import InvalidJoinToken, SecurityError, identity_from_certificate
+from orchestrator.stacks import deploy
+from orchestrator.stacks.model import StackDeployment
 from orchestrator.store import NotLeader, ObjectExists, ObjectNotFound, QuorumLost, VersionConflict
 
 if TYPE_CHECKING:
@@ -324,9 +329,6 @@ def _file_object_routes(app: FastAPI, daemon: Daemon, word: str, kind: type[Secr
 
 def _stack_routes(app: FastAPI, daemon: Daemon) -> None:
     """Stacks: a compose file deployed as one object (what `pyswarm stack deploy` sends, already mapped)."""
-    from orchestrator.model import ModelError, Stack, from_dict
-    from orchestrator.stacks import deploy
-    from orchestrator.stacks.model import StackDeployment
 
     @app.get("/stacks")
     def list_stacks(request: Request) -> list[dict[str, Any]]:

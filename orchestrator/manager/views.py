@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from collections.abc import Iterable
 from typing import Any
@@ -128,8 +129,6 @@ def secret_view(obj: Secret | Config, *, data: bytes | None = None) -> dict[str,
     """Docker's secret/config shape; a secret's content is never shown, a config's only when given."""
     spec: dict[str, Any] = {"Name": obj.spec.name, "Labels": dict(obj.spec.labels)}
     if data is not None:
-        import base64
-
         spec["Data"] = base64.b64encode(data).decode()
     return {"ID": obj.id, "Version": {"Index": obj.version}, "CreatedAt": timestamp(obj.created_at),
             "UpdatedAt": timestamp(obj.updated_at), "Spec": spec, "Digest": f"sha256:{obj.digest}"}
